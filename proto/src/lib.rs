@@ -1,0 +1,1 @@
+//! The supervisor <-> worker contract (see `worker.proto`).

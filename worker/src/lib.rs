@@ -1,0 +1,9 @@
+//! lipcast-worker: one process per avatar session.
+//!
+//! Modules, each with one responsibility:
+//! - `livekit`: a safe wrapper over LiveKit's engine (`liblivekit_ffi.so`), loaded at run time.
+//! - `model`: ONNX Runtime sessions and model packs.
+//! - `avatar`: portrait preparation and the renderer.
+//! - `audio`: PCM ingest, resampling, features, audio -> mouth.
+
+pub mod vendor;
