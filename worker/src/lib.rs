@@ -6,4 +6,8 @@
 //! - `avatar`: portrait preparation and the renderer.
 //! - `audio`: PCM ingest, resampling, features, audio -> mouth.
 
+pub mod audio;
+pub mod avatar;
+pub mod livekit;
+pub mod model;
 pub mod vendor;

@@ -1,0 +1,142 @@
+//! `POST /launch`: authenticate, parse (JSON or multipart), validate, check the portrait, admit.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::auth::{self, HeaderAuth};
+use super::error::ApiError;
+use super::launch_request::{self, LaunchRequest, RawLaunch};
+use crate::portrait;
+use crate::sessions::Launch;
+use crate::token;
+
+pub async fn launch(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let secret = state.config.api_secret.clone();
+    let header_auth = auth::check_headers(secret.as_deref(), request.headers());
+    if matches!(header_auth, HeaderAuth::Denied) {
+        return Err(ApiError::unauthorized());
+    }
+    let query_async = query_async(request.uri().query())?;
+    let raw = read_body(&state, request).await?;
+    if let (HeaderAuth::Missing, Some(expected)) = (header_auth, secret.as_deref()) {
+        let field_ok = raw
+            .api_secret
+            .as_deref()
+            .is_some_and(|p| auth::secret_matches(expected, p));
+        if !field_ok {
+            return Err(ApiError::unauthorized());
+        }
+    }
+    let req = launch_request::validate(raw, query_async)?;
+    let claims = token::read_claims(&req.livekit_token)
+        .map_err(|e| ApiError::bad_request("invalid_token", e.to_string()))?;
+    if let Some(room) = claims
+        .room
+        .as_deref()
+        .filter(|r| !r.is_empty() && *r != req.room_name)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_token",
+            format!(
+                "livekit_token is for room {room:?}, not room_name {:?}",
+                req.room_name
+            ),
+        ));
+    }
+    if state.sessions.shutting_down() {
+        return Err(ApiError::not_ready("the server is shutting down"));
+    }
+    let LaunchRequest {
+        livekit_url,
+        livekit_token,
+        room_name,
+        image,
+        avatar_id,
+        prompt,
+        model,
+        mode,
+        async_mode,
+    } = req;
+    let portrait = portrait::resolve(
+        image,
+        avatar_id.as_deref(),
+        &state.config.avatars_dir(),
+        &state.fetcher,
+        state.config.max_image_pixels,
+    )
+    .await?;
+    let launched = state
+        .sessions
+        .launch(Launch {
+            livekit_url,
+            livekit_token,
+            room_name,
+            identity: claims.identity,
+            portrait,
+            avatar_id,
+            prompt,
+            model,
+            mode,
+        })
+        .await?;
+    if async_mode {
+        let body = json!({
+            "status": launched.status,
+            "task_id": launched.task_id,
+            "room_name": launched.room_name,
+        });
+        return Ok(Json(body).into_response());
+    }
+    let done = state
+        .sessions
+        .wait_ended(&launched.task_id, state.config.max_session())
+        .await?
+        .unwrap_or(launched);
+    Ok(Json(done).into_response())
+}
+
+fn query_async(query: Option<&str>) -> Result<Option<bool>, ApiError> {
+    let Some(query) = query else { return Ok(None) };
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "async" || k == "async_mode")
+        .map(|(_, v)| launch_request::parse_bool("async", &v))
+        .transpose()
+}
+
+async fn read_body(state: &AppState, request: Request) -> Result<RawLaunch, ApiError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large(format!(
+                        "request body is larger than {} bytes",
+                        state.config.max_body_bytes
+                    ))
+                } else {
+                    ApiError::bad_request("invalid_body", rejection.body_text())
+                }
+            })?;
+        launch_request::parse_json(&body)
+    } else if content_type.starts_with("multipart/form-data") {
+        let form = Multipart::from_request(request, state)
+            .await
+            .map_err(|r| ApiError::bad_request("invalid_multipart", r.body_text()))?;
+        launch_request::parse_multipart(form).await
+    } else {
+        Err(ApiError::unsupported_media_type(
+            "send application/json or multipart/form-data",
+        ))
+    }
+}

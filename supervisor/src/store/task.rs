@@ -1,0 +1,94 @@
+//! A task record and its status.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "running" => Status::Running,
+            "completed" => Status::Completed,
+            "failed" => Status::Failed,
+            "cancelled" => Status::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// One session as stored and as shown by `/tasks` (the seed's six fields first; never a token).
+#[derive(Debug, Clone, Serialize)]
+pub struct Task {
+    pub task_id: String,
+    pub room_name: String,
+    pub status: Status,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub end_reason: Option<String>,
+    pub first_frame_ms: Option<i64>,
+    pub model: Option<String>,
+    pub avatar_id: Option<String>,
+    #[serde(skip)]
+    pub identity: String,
+    #[serde(skip)]
+    pub mode: Option<String>,
+    #[serde(skip)]
+    pub prompt: Option<String>,
+    #[serde(skip)]
+    pub worker_pid: Option<i64>,
+    #[serde(skip)]
+    pub worker_start: Option<i64>,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for Task {
+    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        let status: String = row.try_get("status")?;
+        Ok(Task {
+            task_id: row.try_get("task_id")?,
+            room_name: row.try_get("room_name")?,
+            identity: row.try_get("identity")?,
+            status: Status::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "status".into(),
+                source: format!("unknown status {status:?}").into(),
+            })?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            completed_at: row.try_get("completed_at")?,
+            error: row.try_get("error")?,
+            end_reason: row.try_get("end_reason")?,
+            model: row.try_get("model")?,
+            mode: row.try_get("mode")?,
+            prompt: row.try_get("prompt")?,
+            avatar_id: row.try_get("avatar_id")?,
+            first_frame_ms: row.try_get("first_frame_ms")?,
+            worker_pid: row.try_get("worker_pid")?,
+            worker_start: row.try_get("worker_start")?,
+        })
+    }
+}

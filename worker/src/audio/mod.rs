@@ -1,0 +1,8 @@
+//! Audio front ends: 16 kHz PCM -> mouth parameters at 25 fps.
+
+pub mod dsp;
+pub mod frontend;
+pub mod resample;
+
+pub use dsp::DspFrontend;
+pub use frontend::{MouthFrontend, MouthParams, SAMPLE_RATE, SAMPLES_PER_FRAME};

@@ -1,0 +1,243 @@
+//! Face detection (BlazeFace short range) and the 468-point face mesh, on ONNX Runtime.
+
+use image::{RgbImage, imageops::FilterType};
+use ndarray::Array4;
+use ort::{session::Session, value::TensorRef};
+
+use crate::model::{ModelPack, Runtime};
+
+use super::PrepareError;
+
+/// Minimum BlazeFace score (after the sigmoid) for a detection.
+pub const DETECTION_THRESHOLD: f32 = 0.5;
+/// Minimum face-presence score of the mesh.
+pub const PRESENCE_THRESHOLD: f32 = 0.5;
+
+/// A face box in image pixels, with BlazeFace's six keypoints (right eye, left eye, nose, mouth, right ear,
+/// left ear).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub cx: f32,
+    pub cy: f32,
+    pub w: f32,
+    pub h: f32,
+    pub score: f32,
+    pub keypoints: [[f32; 2]; 6],
+}
+
+/// The mesh on one crop: 468 points in image pixels (z in the same scale) and the face-presence score.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    pub points: Vec<[f32; 3]>,
+    pub presence: f32,
+}
+
+struct Io {
+    input: String,
+    outputs: [String; 2],
+}
+
+fn io_of(pack: &ModelPack, role: &str) -> Result<Io, PrepareError> {
+    let f = pack
+        .file(role)
+        .map_err(|e| PrepareError::Model(e.to_string()))?;
+    match (f.inputs.first(), f.outputs.as_slice()) {
+        (Some(i), [a, b, ..]) => Ok(Io {
+            input: i.name.clone(),
+            outputs: [a.name.clone(), b.name.clone()],
+        }),
+        _ => Err(PrepareError::Model(format!(
+            "manifest entry {role} must declare 1 input and 2 outputs"
+        ))),
+    }
+}
+
+fn check_names(session: &Session, io: &Io, role: &str) -> Result<(), PrepareError> {
+    let has_in = session.inputs().iter().any(|i| i.name() == io.input);
+    let has_out = io
+        .outputs
+        .iter()
+        .all(|o| session.outputs().iter().any(|s| s.name() == o));
+    if has_in && has_out {
+        Ok(())
+    } else {
+        Err(PrepareError::Model(format!(
+            "{role}: the ONNX file's tensor names differ from the manifest"
+        )))
+    }
+}
+
+/// BlazeFace + face mesh sessions, loaded from a pack.
+pub struct FaceModels {
+    detector: Session,
+    mesh: Session,
+    det_io: Io,
+    mesh_io: Io,
+    anchors: Vec<[f32; 2]>,
+    /// Milliseconds it took to load both sessions.
+    pub load_ms: f64,
+}
+
+fn ort_err(e: ort::Error) -> PrepareError {
+    PrepareError::Model(e.to_string())
+}
+
+/// BlazeFace short-range anchors: stride 8 (16x16, 2 per cell) then stride 16 (8x8, 6 per cell), 896 in all.
+fn anchors() -> Vec<[f32; 2]> {
+    let mut v = Vec::with_capacity(896);
+    for (grid, per_cell) in [(16usize, 2usize), (8, 6)] {
+        for y in 0..grid {
+            for x in 0..grid {
+                for _ in 0..per_cell {
+                    v.push([
+                        (x as f32 + 0.5) / grid as f32,
+                        (y as f32 + 0.5) / grid as f32,
+                    ]);
+                }
+            }
+        }
+    }
+    v
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x.clamp(-100.0, 100.0)).exp())
+}
+
+impl FaceModels {
+    pub fn load(runtime: &Runtime, pack: &ModelPack) -> Result<Self, PrepareError> {
+        let model = |e: crate::model::PackError| PrepareError::Model(e.to_string());
+        let rt = |e: crate::model::RuntimeError| PrepareError::Model(e.to_string());
+        let det = runtime
+            .load(&pack.path("face_detector").map_err(model)?)
+            .map_err(rt)?;
+        let mesh = runtime
+            .load(&pack.path("face_mesh").map_err(model)?)
+            .map_err(rt)?;
+        let det_io = io_of(pack, "face_detector")?;
+        let mesh_io = io_of(pack, "face_mesh")?;
+        check_names(&det.session, &det_io, "face_detector")?;
+        check_names(&mesh.session, &mesh_io, "face_mesh")?;
+        Ok(Self {
+            detector: det.session,
+            mesh: mesh.session,
+            det_io,
+            mesh_io,
+            anchors: anchors(),
+            load_ms: det.load_ms + mesh.load_ms,
+        })
+    }
+
+    /// Best face in `img`, if its score reaches [`DETECTION_THRESHOLD`].
+    pub fn detect(&mut self, img: &RgbImage) -> Result<Option<Detection>, PrepareError> {
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let side = w.max(h);
+        let (ox, oy) = ((side - w) / 2.0, (side - h) / 2.0);
+        // Letterbox to a square, then 128x128 in [-1, 1].
+        let mut square = RgbImage::new(side as u32, side as u32);
+        image::imageops::overlay(&mut square, img, ox as i64, oy as i64);
+        let small = image::imageops::resize(&square, 128, 128, FilterType::Triangle);
+        let x = Array4::from_shape_fn([1, 128, 128, 3], |(_, y, x, c)| {
+            small.get_pixel(x as u32, y as u32)[c] as f32 / 127.5 - 1.0
+        });
+        let out = self
+            .detector
+            .run(ort::inputs![self.det_io.input.as_str() => TensorRef::from_array_view(x.view()).map_err(ort_err)?])
+            .map_err(ort_err)?;
+        let (_, reg) = out[self.det_io.outputs[0].as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(ort_err)?;
+        let (_, cls) = out[self.det_io.outputs[1].as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(ort_err)?;
+        if reg.len() < 896 * 16 || cls.len() < 896 {
+            return Err(PrepareError::Model(
+                "face detector output has the wrong size".into(),
+            ));
+        }
+        let (best, score) =
+            cls[..896]
+                .iter()
+                .map(|&c| sigmoid(c))
+                .enumerate()
+                .fold(
+                    (0, 0.0f32),
+                    |acc, (i, s)| if s > acc.1 { (i, s) } else { acc },
+                );
+        if score < DETECTION_THRESHOLD {
+            return Ok(None);
+        }
+        let r = &reg[best * 16..best * 16 + 16];
+        let a = self.anchors[best];
+        let to_px = |u: f32, v: f32| [u * side - ox, v * side - oy];
+        let c = to_px(r[0] / 128.0 + a[0], r[1] / 128.0 + a[1]);
+        let mut keypoints = [[0.0; 2]; 6];
+        for (k, kp) in keypoints.iter_mut().enumerate() {
+            *kp = to_px(r[4 + 2 * k] / 128.0 + a[0], r[5 + 2 * k] / 128.0 + a[1]);
+        }
+        Ok(Some(Detection {
+            cx: c[0],
+            cy: c[1],
+            w: r[2] / 128.0 * side,
+            h: r[3] / 128.0 * side,
+            score,
+            keypoints,
+        }))
+    }
+
+    /// Runs the mesh on the square crop centred on (`cx`, `cy`) with side `side` (pixels), rotated by `angle`
+    /// (radians, the face's roll: the crop is turned so that the eyes are level); pixels outside the image are
+    /// black.
+    pub fn mesh(
+        &mut self,
+        img: &RgbImage,
+        cx: f32,
+        cy: f32,
+        side: f32,
+        angle: f32,
+    ) -> Result<Mesh, PrepareError> {
+        const S: usize = 192;
+        let scale = side / S as f32;
+        let (sin, cos) = angle.sin_cos();
+        let to_img = |u: f32, v: f32| [cx + cos * u - sin * v, cy + sin * u + cos * v];
+        let mut x = Array4::<f32>::zeros([1, S, S, 3]);
+        for yy in 0..S {
+            for xx in 0..S {
+                let q = to_img(
+                    (xx as f32 + 0.5) * scale - side / 2.0,
+                    (yy as f32 + 0.5) * scale - side / 2.0,
+                );
+                let px = super::sample::bilinear_rgb(img, q[0] - 0.5, q[1] - 0.5);
+                for c in 0..3 {
+                    x[[0, yy, xx, c]] = px[c] / 255.0;
+                }
+            }
+        }
+        let out = self
+            .mesh
+            .run(ort::inputs![self.mesh_io.input.as_str() => TensorRef::from_array_view(x.view()).map_err(ort_err)?])
+            .map_err(ort_err)?;
+        let (_, pts) = out[self.mesh_io.outputs[0].as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(ort_err)?;
+        let (_, flag) = out[self.mesh_io.outputs[1].as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(ort_err)?;
+        if pts.len() < 468 * 3 || flag.is_empty() {
+            return Err(PrepareError::Model(
+                "face mesh output has the wrong size".into(),
+            ));
+        }
+        let points = pts[..468 * 3]
+            .chunks_exact(3)
+            .map(|p| {
+                let q = to_img(p[0] * scale - side / 2.0, p[1] * scale - side / 2.0);
+                [q[0], q[1], p[2] * scale]
+            })
+            .collect();
+        Ok(Mesh {
+            points,
+            presence: sigmoid(flag[0]),
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! Portrait preparation, once per session: decode, cap the working resolution, find the face, fit the mesh,
+//! extract the contours the renderer moves and build its warp rig.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, imageops::FilterType};
+
+use super::{
+    face::{Detection, FaceModels, PRESENCE_THRESHOLD},
+    landmarks as lm,
+    rig::WarpRig,
+};
+
+/// Why a portrait cannot be used. `NoFaceDetected` and `Decode` are the caller's fault (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("No face detected")]
+    NoFaceDetected,
+    #[error("could not decode the portrait image: {0}")]
+    Decode(String),
+    #[error("face models: {0}")]
+    Model(String),
+}
+
+/// Preparation settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PrepareOptions {
+    /// Long side of the working (= output) resolution; the aspect is kept and both sides are made even.
+    pub max_long_side: u32,
+}
+
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        Self { max_long_side: 512 }
+    }
+}
+
+/// Point lists in image pixels.
+#[derive(Debug, Clone)]
+pub struct FaceFeatures {
+    pub lips_outer: Vec<[f32; 2]>,
+    pub lips_inner: Vec<[f32; 2]>,
+    pub jaw: Vec<[f32; 2]>,
+    pub right_eye: Vec<[f32; 2]>,
+    pub left_eye: Vec<[f32; 2]>,
+}
+
+/// A portrait ready to render.
+#[derive(Debug, Clone)]
+pub struct PreparedPortrait {
+    /// Working image (even width and height, long side <= `max_long_side`).
+    pub image: RgbImage,
+    pub detection: Detection,
+    /// 468 mesh points in working-image pixels (z in the same scale, relative).
+    pub landmarks: Vec<[f32; 3]>,
+    /// Mesh face-presence score in [0, 1].
+    pub presence: f32,
+    pub features: FaceFeatures,
+    /// Warp fields on a coarse grid, built from the landmarks.
+    pub rig: WarpRig,
+}
+
+impl PreparedPortrait {
+    pub fn width(&self) -> u32 {
+        self.image.width()
+    }
+    pub fn height(&self) -> u32 {
+        self.image.height()
+    }
+}
+
+/// Largest accepted input dimension (either side), pixels.
+const MAX_INPUT_SIDE: u32 = 12_000;
+
+/// Decodes JPEG/PNG/WebP bytes (EXIF orientation applied) and scales to the working resolution: long side at
+/// most `max_long_side`, aspect kept, both sides even (at least 2).
+pub fn decode_portrait(bytes: &[u8], max_long_side: u32) -> Result<RgbImage, PrepareError> {
+    let dec = |e: image::ImageError| PrepareError::Decode(e.to_string());
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| PrepareError::Decode(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_INPUT_SIDE);
+    limits.max_image_height = Some(MAX_INPUT_SIDE);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(dec)?;
+    let orientation = decoder.orientation().map_err(dec)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(dec)?;
+    img.apply_orientation(orientation);
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    if w < 16 || h < 16 {
+        return Err(PrepareError::Decode(format!(
+            "image is only {w}x{h} pixels"
+        )));
+    }
+    let cap = max_long_side.max(16) & !1;
+    let scale = (cap as f32 / w.max(h) as f32).min(1.0);
+    let even = |v: u32| ((((v as f32) * scale).round() as u32) & !1).max(2);
+    let (nw, nh) = (even(w), even(h));
+    if (nw, nh) == (w, h) {
+        return Ok(rgb);
+    }
+    Ok(image::imageops::resize(
+        &rgb,
+        nw,
+        nh,
+        FilterType::CatmullRom,
+    ))
+}
+
+impl FaceModels {
+    /// Full preparation of encoded image bytes.
+    pub fn prepare(
+        &mut self,
+        bytes: &[u8],
+        opts: &PrepareOptions,
+    ) -> Result<PreparedPortrait, PrepareError> {
+        let image = decode_portrait(bytes, opts.max_long_side)?;
+        self.prepare_image(image)
+    }
+
+    /// Preparation of an already decoded working image (used as is: callers cap and even it).
+    pub fn prepare_image(&mut self, image: RgbImage) -> Result<PreparedPortrait, PrepareError> {
+        let detection = self.detect(&image)?.ok_or(PrepareError::NoFaceDetected)?;
+        // First crop from the detection, turned so the eyes are level; then one refinement from the mesh's own
+        // extent (MediaPipe's landmarks-to-ROI step, scale 1.5).
+        let [re, le] = [detection.keypoints[0], detection.keypoints[1]];
+        let angle = (le[1] - re[1]).atan2(le[0] - re[0]);
+        let side = detection.w.max(detection.h) * 1.5;
+        let mut mesh = self.mesh(&image, detection.cx, detection.cy, side, angle)?;
+        if mesh.presence < PRESENCE_THRESHOLD {
+            return Err(PrepareError::NoFaceDetected);
+        }
+        let (a, b) = (mesh.points[33], mesh.points[263]);
+        let angle = (b[1] - a[1]).atan2(b[0] - a[0]);
+        let (sin, cos) = angle.sin_cos();
+        // Extent in the face's own axes.
+        let (mut u0, mut v0, mut u1, mut v1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        for p in &mesh.points {
+            let (u, v) = (cos * p[0] + sin * p[1], -sin * p[0] + cos * p[1]);
+            u0 = u0.min(u);
+            v0 = v0.min(v);
+            u1 = u1.max(u);
+            v1 = v1.max(v);
+        }
+        let (uc, vc) = ((u0 + u1) / 2.0, (v0 + v1) / 2.0);
+        let (cx, cy) = (cos * uc - sin * vc, sin * uc + cos * vc);
+        let refined = self.mesh(&image, cx, cy, (u1 - u0).max(v1 - v0) * 1.5, angle)?;
+        if refined.presence >= PRESENCE_THRESHOLD {
+            mesh = refined;
+        }
+        let p2 = |ids: &[usize]| {
+            ids.iter()
+                .map(|&i| [mesh.points[i][0], mesh.points[i][1]])
+                .collect::<Vec<_>>()
+        };
+        let features = FaceFeatures {
+            lips_outer: p2(&lm::LIPS_OUTER),
+            lips_inner: p2(&lm::LIPS_INNER),
+            jaw: p2(&lm::JAW),
+            right_eye: p2(&[
+                lm::RIGHT_EYE_UPPER.as_slice(),
+                lm::RIGHT_EYE_LOWER.as_slice(),
+            ]
+            .concat()),
+            left_eye: p2(&[lm::LEFT_EYE_UPPER.as_slice(), lm::LEFT_EYE_LOWER.as_slice()].concat()),
+        };
+        let rig = WarpRig::build(&image, &mesh.points);
+        Ok(PreparedPortrait {
+            image,
+            detection,
+            presence: mesh.presence,
+            landmarks: mesh.points,
+            features,
+            rig,
+        })
+    }
+}

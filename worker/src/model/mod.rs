@@ -1,0 +1,7 @@
+//! Inference runtime (ONNX Runtime) and model packs.
+
+pub mod pack;
+pub mod runtime;
+
+pub use pack::{ModelPack, PackError};
+pub use runtime::{ActiveDevice, Device, LoadedSession, Runtime, RuntimeConfig, RuntimeError};

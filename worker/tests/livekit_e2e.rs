@@ -1,0 +1,1001 @@
+//! End-to-end tests of `worker::livekit` against the LiveKit-protocol test room (`tests/room/room.py`) with
+//! the real engine (`liblivekit_ffi.so`) and, on the agent side, LiveKit's real Python SDK
+//! (`tests/room/agent.py`).
+//!
+//! ICE ignores loopback, so each test creates a network namespace with a veth pair (10.77.0.1 <-> 10.77.0.2),
+//! re-executes itself inside it (`ip netns exec NS <this test binary> --exact <test>`), and deletes the
+//! namespace afterwards, also on failure. Needs root, iproute2, the vendored engine (`scripts/setup.sh`) and the
+//! test venv (`/work/main/.venv-test`, or `LIPCAST_TEST_PYTHON`). Missing prerequisites fail the test.
+//! The tests run one at a time (a process-wide mutex).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use lipcast_worker::livekit::{
+    AudioPublishOptions, ConnectOptions, EndReason, LiveKitError, PlaybackFinished, Room,
+    RoomEvent, RpcCallError, SpeechEvent, VideoCodecChoice, VideoPublishOptions,
+};
+use serde_json::Value;
+
+const INNER_ENV: &str = "LIPCAST_LK_E2E_INNER";
+const ROOM_IP: &str = "10.77.0.1";
+const SECRET: &str = "lipcast-test-secret";
+const AVATAR: &str = "lipcast-avatar";
+const AGENT: &str = "agent-1";
+
+static SERIAL: Mutex<()> = Mutex::new(());
+static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+// ------------------------------------------------------------------------------------------ the tests
+
+/// Join, publish 25 fps video and audio, receive a 3 s speech segment from the real SDK agent, answer
+/// `lk.clear_buffer`, send `lk.playback_finished`, and end when the agent leaves.
+#[test]
+fn livekit_e2e_session() {
+    in_namespace("livekit_e2e_session", session);
+}
+
+/// Refused with a bad token, unreachable server, removed from the room, room closed.
+#[test]
+fn livekit_e2e_refusal_and_removal() {
+    in_namespace("livekit_e2e_refusal_and_removal", refusal_and_removal);
+}
+
+fn session(env: &TestEnv) {
+    let room_proc = RoomProcess::start(env, 7880);
+    let url = room_proc.url();
+    let agent_token = env.mint(AGENT, "agent", &[]);
+    let avatar_token = env.mint(AVATAR, "agent", &[("lk.publish_on_behalf", AGENT)]);
+
+    let mut agent = Agent::start(env, &url, &agent_token, false);
+    agent.expect("connected", Duration::from_secs(15));
+
+    let rt = runtime();
+    rt.block_on(async {
+        let t = Instant::now();
+        let (room, mut events) = Room::connect(&url, &avatar_token, ConnectOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("join failed: {e}"));
+        let join = t.elapsed();
+        println!("MEASURED join_time_ms={} (engine connect result {:?})", join.as_millis(), room.join_time());
+        assert_eq!(room.local_identity(), AVATAR);
+        assert_eq!(room.served_agent().as_deref(), Some(AGENT), "lk.publish_on_behalf names the agent");
+        assert!(room.participants_at_join().iter().any(|p| p.identity == AGENT));
+
+        let audio = room
+            .publish_audio(AudioPublishOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("publish audio: {e}"));
+        let t = Instant::now();
+        let video = room
+            .publish_video(VideoPublishOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("publish video: {e}"));
+        println!("MEASURED publish_video_ms={} codec={:?}", t.elapsed().as_millis(), video.codec());
+        let video = Arc::new(video);
+        let stop_pump = Arc::new(AtomicBool::new(false));
+        let pump = {
+            let (video, stop) = (video.clone(), stop_pump.clone());
+            std::thread::spawn(move || pump_frames(&video, &stop, Duration::from_secs(40)))
+        };
+
+        agent.send("wait_track avatar_video 15");
+        agent.expect("track_seen", Duration::from_secs(20));
+        agent.send("send_speech 3 24000 1");
+        let sent = agent.expect("speech_sent", Duration::from_secs(20));
+        let sent_bytes = sent["bytes"].as_u64().unwrap_or(0);
+        assert_eq!(sent_bytes, 3 * 24000 * 2);
+
+        // Receive the segment, republish it as avatar_audio, report playback.
+        let (pcm_tx, mut pcm_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<i16>>();
+        let audio_task = tokio::spawn(async move {
+            let mut played = 0usize;
+            while let Some(samples) = pcm_rx.recv().await {
+                for frame in samples.chunks(240) {
+                    if audio.capture(frame).await.is_ok() {
+                        played += frame.len();
+                    }
+                }
+            }
+            played
+        });
+        let mut received = 0usize;
+        let mut carry: Option<u8> = None;
+        let mut start = None;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ev = next_event(&mut events, deadline).await;
+            match ev {
+                RoomEvent::Speech(SpeechEvent::Start(s)) => {
+                    println!("segment start: {s:?}");
+                    if let Err(e) = room.playback_started().await {
+                        panic!("playback_started: {e}");
+                    }
+                    start = Some(s);
+                }
+                RoomEvent::Speech(SpeechEvent::Chunk { data, .. }) => {
+                    received += data.len();
+                    let mut bytes = Vec::with_capacity(data.len() + 1);
+                    bytes.extend(carry.take());
+                    bytes.extend_from_slice(&data);
+                    if bytes.len() % 2 == 1 {
+                        carry = bytes.pop();
+                    }
+                    let samples = bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+                    let _ = pcm_tx.send(samples);
+                }
+                RoomEvent::Speech(SpeechEvent::End { error, .. }) => {
+                    assert_eq!(error, None, "segment ended with an error");
+                    break;
+                }
+                RoomEvent::SessionEnded(r) => panic!("session ended early: {r:?}"),
+                other => println!("room event: {other:?}"),
+            }
+        }
+        let start = start.unwrap_or_else(|| panic!("no segment start"));
+        println!("MEASURED segment bytes={received} sender={} attrs={:?}", start.sender, start.attributes);
+        assert_eq!(received as u64, sent_bytes, "exact byte count");
+        assert_eq!(start.sender, AGENT);
+        assert_eq!((start.sample_rate, start.num_channels), (24000, 1));
+        assert_eq!(start.attributes.get("sample_rate").map(String::as_str), Some("24000"));
+        assert_eq!(start.attributes.get("num_channels").map(String::as_str), Some("1"));
+        let position = received as f64 / 2.0 / 24000.0;
+        room.playback_finished(PlaybackFinished::new(position, false))
+            .await
+            .unwrap_or_else(|e| panic!("playback_finished: {e}"));
+        let rpc = agent.expect_where("rpc", Duration::from_secs(10), |v| v["method"] == "lk.playback_finished");
+        assert_eq!(
+            rpc["payload"].as_str(),
+            Some(r#"{"playback_position": 3.0, "interrupted": false, "synchronized_transcript": null}"#)
+        );
+        assert_eq!(rpc["caller"].as_str(), Some(AVATAR));
+        let valid = agent.expect("playback_finished_valid", Duration::from_secs(5));
+        assert_eq!(valid["valid"], Value::Bool(true));
+        let started = agent.find("rpc", |v| v["method"] == "lk.playback_started");
+        assert_eq!(started.map(|v| v["payload"].clone()), Some(Value::String(String::new())));
+
+        // lk.clear_buffer from the served agent is answered "ok" and surfaced.
+        agent.send("clear_buffer");
+        let cb = agent.expect("clear_buffer_result", Duration::from_secs(10));
+        assert_eq!(cb["payload"].as_str(), Some("ok"), "clear_buffer answer: {cb}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match next_event(&mut events, deadline).await {
+                RoomEvent::ClearBuffer(c) => {
+                    assert_eq!(c.caller, AGENT);
+                    break;
+                }
+                RoomEvent::SessionEnded(r) => panic!("session ended early: {r:?}"),
+                _ => {}
+            }
+        }
+        // Keep publishing until 15 s of video went out, then the agent leaves.
+        while pump_elapsed(&video) < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(pcm_tx);
+        let played = audio_task.await.unwrap_or(0);
+        println!("MEASURED republished_audio_samples={played}");
+        agent.send("leave");
+        let t = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let end = loop {
+            if let RoomEvent::SessionEnded(r) = next_event(&mut events, deadline).await {
+                break r;
+            }
+        };
+        println!("MEASURED agent_leave_to_end_ms={}", t.elapsed().as_millis());
+        assert!(matches!(&end, EndReason::AgentLeft { identity, .. } if identity == AGENT), "{end:?}");
+        stop_pump.store(true, Ordering::SeqCst);
+        let pushed = pump.join().unwrap_or(0);
+        println!("MEASURED frames_pushed={pushed}");
+        drop(video);
+        room.disconnect().await.unwrap_or_else(|e| panic!("disconnect: {e}"));
+    });
+    drop(agent);
+    let report = room_proc.stop_and_report();
+    check_video_report(&report);
+}
+
+fn refusal_and_removal(env: &TestEnv) {
+    let room_proc = RoomProcess::start(env, 7881);
+    let url = room_proc.url();
+    let rt = runtime();
+    rt.block_on(async {
+        // Wrong signature: a clear Unauthorized error, quickly.
+        let bad = env.mint_with_secret(AVATAR, "agent", &[], "not-the-secret");
+        let t = Instant::now();
+        let err = Room::connect(&url, &bad, ConnectOptions::default())
+            .await
+            .err();
+        println!(
+            "MEASURED refused_in_ms={} error={err:?}",
+            t.elapsed().as_millis()
+        );
+        assert!(
+            matches!(err, Some(LiveKitError::Unauthorized(_))),
+            "bad token must be Unauthorized: {err:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+
+        // Nothing listening: Unreachable (or a timeout), never a hang.
+        let opts = ConnectOptions {
+            timeout: Duration::from_secs(3),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let err = Room::connect(&format!("ws://{ROOM_IP}:7999"), &bad, opts)
+            .await
+            .err();
+        println!(
+            "MEASURED unreachable_in_ms={} error={err:?}",
+            t.elapsed().as_millis()
+        );
+        assert!(
+            matches!(
+                err,
+                Some(LiveKitError::Unreachable(_) | LiveKitError::Timeout { .. })
+            ),
+            "unreachable server: {err:?}"
+        );
+
+        // No lk.publish_on_behalf: the avatar serves the first AGENT participant; others are refused.
+        let token = env.mint(AVATAR, "agent", &[]);
+        let mut agent = Agent::start(env, &url, &env.mint(AGENT, "agent", &[]), false);
+        agent.expect("connected", Duration::from_secs(15));
+        let (room, mut events) = Room::connect(&url, &token, ConnectOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("join failed: {e}"));
+        assert_eq!(
+            room.served_agent().as_deref(),
+            Some(AGENT),
+            "first agent is served"
+        );
+        let mut other = Agent::start(env, &url, &env.mint("agent-2", "agent", &[]), true);
+        other.expect("connected", Duration::from_secs(15));
+        other.send("clear_buffer");
+        let cb = other.expect("clear_buffer_result", Duration::from_secs(10));
+        assert_eq!(
+            cb["payload"],
+            Value::Null,
+            "a stranger's clear_buffer must fail: {cb}"
+        );
+        assert_eq!(cb["error"]["code"].as_u64(), Some(1500));
+        agent.send("clear_buffer");
+        let cb = agent.expect("clear_buffer_result", Duration::from_secs(10));
+        assert_eq!(cb["payload"].as_str(), Some("ok"));
+        // Calling a method the callee did not register is RPC error 1400 (agent-2 lacks lk.playback_started);
+        // `playback_started` tolerates it, and succeeds against the served agent.
+        match room
+            .perform_rpc("agent-2", "lk.playback_started", "", Duration::from_secs(5))
+            .await
+        {
+            Err(RpcCallError::Remote { code: 1400, .. }) => {}
+            res => {
+                panic!("expected RPC error 1400 from an agent without lk.playback_started: {res:?}")
+            }
+        }
+        room.playback_started()
+            .await
+            .unwrap_or_else(|e| panic!("playback_started: {e}"));
+        other.send("leave");
+        other.expect("left", Duration::from_secs(10));
+        let mut cleared = false;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cleared {
+            match next_event(&mut events, deadline).await {
+                RoomEvent::ClearBuffer(c) => cleared = c.caller == AGENT,
+                RoomEvent::SessionEnded(r) => panic!("ended early: {r:?}"),
+                _ => {}
+            }
+        }
+
+        // Streams: other topics are dropped unseen, missing attributes reject the stream, and consecutive
+        // segments arrive in order with their exact sizes.
+        agent.send("send_stream lk.transcription 1000 {}");
+        agent.expect("stream_sent", Duration::from_secs(10));
+        agent.send(r#"send_stream lk.audio_stream 4800 {"sample_rate":"16000"}"#);
+        agent.expect("stream_sent", Duration::from_secs(10));
+        agent.send("send_speech 0.5 16000 1");
+        agent.expect("speech_sent", Duration::from_secs(10));
+        agent.send("send_speech 0.25 48000 2");
+        agent.expect("speech_sent", Duration::from_secs(10));
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut ends = 0;
+        let mut bytes = 0usize;
+        while ends < 2 {
+            match next_event(&mut events, deadline).await {
+                RoomEvent::Speech(SpeechEvent::Rejected { reason, sender, .. }) => {
+                    assert_eq!(sender, AGENT);
+                    seen.push(format!("rejected: {reason}"));
+                }
+                RoomEvent::Speech(SpeechEvent::Start(s)) => {
+                    seen.push(format!("start {} {}", s.sample_rate, s.num_channels))
+                }
+                RoomEvent::Speech(SpeechEvent::Chunk { data, .. }) => bytes += data.len(),
+                RoomEvent::Speech(SpeechEvent::End { error, .. }) => {
+                    assert_eq!(error, None);
+                    seen.push(format!("end {bytes}"));
+                    bytes = 0;
+                    ends += 1;
+                }
+                RoomEvent::SessionEnded(r) => panic!("ended early: {r:?}"),
+                _ => {}
+            }
+        }
+        println!("stream events: {seen:?}");
+        assert_eq!(
+            seen,
+            [
+                "rejected: missing num_channels attribute",
+                "start 16000 1",
+                "end 16000",
+                "start 48000 2",
+                "end 48000",
+            ]
+        );
+
+        // VP8 and RGBA frames work too.
+        let opts = VideoPublishOptions {
+            width: 320,
+            height: 240,
+            codec: VideoCodecChoice::Vp8,
+            ..Default::default()
+        };
+        let video = room
+            .publish_video(opts)
+            .await
+            .unwrap_or_else(|e| panic!("publish VP8: {e}"));
+        assert_eq!(video.codec(), VideoCodecChoice::Vp8);
+        let mut rgba = vec![0u8; 320 * 240 * 4];
+        let t0 = Instant::now();
+        for n in 0..50u8 {
+            for px in rgba.chunks_exact_mut(4) {
+                px.copy_from_slice(&[n.wrapping_mul(5), 0, 255 - n, 255]);
+            }
+            video
+                .capture_rgba(&rgba, i64::from(n) * 40_000)
+                .unwrap_or_else(|e| panic!("capture_rgba: {e}"));
+            tokio::time::sleep_until((t0 + Duration::from_millis(40 * (u64::from(n) + 1))).into())
+                .await;
+        }
+        assert!(matches!(
+            video.capture_rgba(&rgba[..16], 0),
+            Err(LiveKitError::InvalidFrame(_))
+        ));
+        drop(video);
+
+        // Removed from the room (RoomService RemoveParticipant).
+        room_proc.control(&format!("/control/remove?identity={AVATAR}"));
+        let end = wait_end(&mut events, Duration::from_secs(10)).await;
+        assert_eq!(end, EndReason::Removed);
+        drop(room);
+        agent.send("leave");
+        agent.expect("left", Duration::from_secs(10));
+        drop(agent);
+
+        // The room closes.
+        let (room, mut events) = Room::connect(&url, &token, ConnectOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("second join failed: {e}"));
+        room_proc.control("/control/close");
+        let end = wait_end(&mut events, Duration::from_secs(10)).await;
+        assert_eq!(end, EndReason::RoomClosed);
+        drop(room);
+    });
+    let report = room_proc.stop_and_report();
+    assert!(report["auth_failures"].as_u64().unwrap_or(0) >= 1);
+    let first = report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["identity"] == AVATAR))
+        .unwrap_or_else(|| panic!("avatar missing from the room report"));
+    let video = &first["video"][0];
+    println!(
+        "MEASURED vp8/rgba frames={} size={}x{} codecs={}",
+        video["frames"], video["width"], video["height"], video["codecs"]
+    );
+    assert!(
+        video["frames"].as_u64().unwrap_or(0) >= 25,
+        "VP8 frames: {}",
+        video["frames"]
+    );
+    assert_eq!(video["codecs"][0].as_str(), Some("video/VP8"));
+    assert_eq!(first["leave"].as_str(), Some("PARTICIPANT_REMOVED"));
+}
+
+// ------------------------------------------------------------------------------------------ checks
+
+fn check_video_report(report: &Value) {
+    let avatar = report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["identity"] == AVATAR))
+        .unwrap_or_else(|| panic!("avatar missing from the room report"));
+    let tracks: Vec<&str> = avatar["tracks"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        tracks.contains(&"avatar_video") && tracks.contains(&"avatar_audio"),
+        "tracks {tracks:?}"
+    );
+    let video = &avatar["video"][0];
+    let arrivals: Vec<(f64, i64)> = video["arrivals"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| (x[0].as_f64().unwrap_or(0.0), x[1].as_i64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        arrivals.len() > 250,
+        "too few frames decoded: {}",
+        arrivals.len()
+    );
+    let first = arrivals[0].0;
+    // 10 s window starting 3 s after the first frame: OpenH264's rate control skips a few frames after the
+    // first key frames of this high-contrast pattern (seen deterministically at frames 1-56, i.e. < 2.5 s).
+    let (w0, w1) = (first + 3.0, first + 13.0);
+    let in_window: Vec<&(f64, i64)> = arrivals
+        .iter()
+        .filter(|(t, _)| *t >= w0 && *t < w1)
+        .collect();
+    let fps_arrival = in_window.len() as f64 / 10.0;
+    let (p0, p1) = (
+        in_window.first().map_or(0, |x| x.1),
+        in_window.last().map_or(0, |x| x.1),
+    );
+    let fps_rtp = (in_window.len().saturating_sub(1)) as f64 / ((p1 - p0) as f64 / 90_000.0);
+    println!(
+        "MEASURED received frames={} size={}x{} resolutions={} fps_10s_arrival={fps_arrival:.2} fps_10s_rtp={fps_rtp:.2}",
+        arrivals.len(),
+        video["width"],
+        video["height"],
+        video["resolutions"]
+    );
+    assert!(
+        (fps_arrival - 25.0).abs() <= 0.5,
+        "received {fps_arrival:.2} fps over 10 s (want 25 +- 0.5)"
+    );
+    assert!(
+        (fps_rtp - 25.0).abs() <= 0.5,
+        "RTP timestamps say {fps_rtp:.2} fps"
+    );
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(512), Some(512))
+    );
+    // Content: the test pattern's top-left block is red.
+    let samples = video["samples"].as_array().cloned().unwrap_or_default();
+    assert!(!samples.is_empty());
+    for s in &samples {
+        let tl = &s["top_left_rgb"];
+        let (r, g) = (
+            tl[0].as_f64().unwrap_or(0.0),
+            tl[1].as_f64().unwrap_or(255.0),
+        );
+        assert!(
+            r > 150.0 && g < 100.0,
+            "top-left block not red in frame {}: {tl}",
+            s["frame"]
+        );
+    }
+    let pngs = video["pngs"].as_array().map_or(0, Vec::len);
+    assert!(pngs >= 2, "saved frames: {pngs}");
+    let audio = &avatar["audio"][0];
+    println!(
+        "MEASURED room recorded avatar_audio samples={} rate={} peak={}",
+        audio["samples"], audio["sample_rate"], audio["peak"]
+    );
+    assert!(
+        audio["samples"].as_u64().unwrap_or(0) > 48_000,
+        "avatar_audio not received"
+    );
+    assert!(
+        audio["peak"].as_u64().unwrap_or(0) > 1000,
+        "avatar_audio is silent"
+    );
+}
+
+// ------------------------------------------------------------------------------------------ video pattern
+
+static PUMP_START: Mutex<Option<Instant>> = Mutex::new(None);
+
+fn pump_elapsed(_: &lipcast_worker::livekit::VideoTrack) -> Duration {
+    PUMP_START
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .map_or(Duration::ZERO, |s| s.elapsed())
+}
+
+/// 25 fps I420 test pattern: moving diagonal luma bars, a red top-left block. Returns frames pushed.
+fn pump_frames(
+    video: &lipcast_worker::livekit::VideoTrack,
+    stop: &AtomicBool,
+    max: Duration,
+) -> u64 {
+    let (w, h) = video.size();
+    let (w, h) = (w as usize, h as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let mut buf = vec![0u8; w * h + 2 * cw * ch];
+    // Diagonal bars 16 px wide: a row is this line shifted by (row + frame * 4).
+    let bars: Vec<u8> = (0..w + 32)
+        .map(|i| if (i / 16) % 2 == 0 { 40 } else { 200 })
+        .collect();
+    let start = Instant::now();
+    *PUMP_START.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::SeqCst) && start.elapsed() < max {
+        let shift = (n * 4) as usize;
+        let (y, uv) = buf.split_at_mut(w * h);
+        for (row, line) in y.chunks_exact_mut(w).enumerate() {
+            let off = (row + shift) % 32;
+            line.copy_from_slice(&bars[off..off + w]);
+            if row < 32 {
+                line[..32].fill(81);
+            }
+        }
+        let (u, v) = uv.split_at_mut(cw * ch);
+        for row in 0..ch {
+            for col in 0..cw {
+                let red = row < 16 && col < 16;
+                u[row * cw + col] = if red { 90 } else { 128 };
+                v[row * cw + col] = if red { 240 } else { 128 };
+            }
+        }
+        let ts = (n as i64) * 40_000;
+        if let Err(e) = video.capture_i420(&buf, ts) {
+            eprintln!("capture failed: {e}");
+        }
+        n += 1;
+        let next = start + Duration::from_millis(40 * n);
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+    }
+    n
+}
+
+// ------------------------------------------------------------------------------------------ helpers
+
+async fn next_event(
+    events: &mut lipcast_worker::livekit::RoomEvents,
+    deadline: Instant,
+) -> RoomEvent {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, events.recv()).await {
+        Ok(Some(ev)) => ev,
+        Ok(None) => panic!("room event stream closed"),
+        Err(_) => panic!("timed out waiting for a room event"),
+    }
+}
+
+async fn wait_end(events: &mut lipcast_worker::livekit::RoomEvents, within: Duration) -> EndReason {
+    let deadline = Instant::now() + within;
+    loop {
+        if let RoomEvent::SessionEnded(r) = next_event(events, deadline).await {
+            return r;
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+}
+
+struct TestEnv {
+    python: PathBuf,
+    room_dir: PathBuf,
+    out_dir: PathBuf,
+}
+
+impl TestEnv {
+    fn new(name: &str) -> Self {
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest.parent().map(Path::to_path_buf).unwrap_or(manifest);
+        let python = std::env::var_os("LIPCAST_TEST_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv-test/bin/python"));
+        let out_dir = std::env::temp_dir().join(format!("lipcast-{name}-{}", std::process::id()));
+        Self {
+            python,
+            room_dir: root.join("tests/room"),
+            out_dir,
+        }
+    }
+
+    fn mint(&self, identity: &str, kind: &str, attrs: &[(&str, &str)]) -> String {
+        self.mint_with_secret(identity, kind, attrs, SECRET)
+    }
+
+    fn mint_with_secret(
+        &self,
+        identity: &str,
+        kind: &str,
+        attrs: &[(&str, &str)],
+        secret: &str,
+    ) -> String {
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(self.room_dir.join("mint_token.py")).args([
+            "--secret",
+            secret,
+            "--identity",
+            identity,
+            "--room",
+            "e2e",
+            "--kind",
+            kind,
+        ]);
+        for (k, v) in attrs {
+            cmd.args(["--attr", &format!("{k}={v}")]);
+        }
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("mint_token.py: {e}"));
+        assert!(
+            out.status.success(),
+            "mint_token.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+/// The test room process; killed on drop.
+struct RoomProcess {
+    child: Child,
+    port: u16,
+    report: PathBuf,
+}
+
+impl RoomProcess {
+    fn start(env: &TestEnv, port: u16) -> Self {
+        std::fs::create_dir_all(&env.out_dir)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", env.out_dir.display()));
+        let report = env.out_dir.join(format!("room-{port}.json"));
+        let log = std::fs::File::create(env.out_dir.join(format!("room-{port}.log")))
+            .unwrap_or_else(|e| panic!("room log: {e}"));
+        let mut child = Command::new(&env.python)
+            .arg(env.room_dir.join("room.py"))
+            .args([
+                "--host",
+                ROOM_IP,
+                "--port",
+                &port.to_string(),
+                "--secret",
+                SECRET,
+            ])
+            .arg("--report")
+            .arg(&report)
+            .arg("--out-dir")
+            .arg(&env.out_dir)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting the test room with {}: {e}", env.python.display())
+            });
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        assert!(
+            line.contains("listening"),
+            "test room did not start (see {}/room-{port}.log)",
+            env.out_dir.display()
+        );
+        Self {
+            child,
+            port,
+            report,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{ROOM_IP}:{}", self.port)
+    }
+
+    fn control(&self, path: &str) {
+        let mut s = TcpStream::connect((ROOM_IP, self.port))
+            .unwrap_or_else(|e| panic!("control connect: {e}"));
+        let _ = write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {ROOM_IP}\r\nConnection: close\r\n\r\n"
+        );
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        assert!(resp.starts_with("HTTP/1.1 200"), "control {path}: {resp}");
+    }
+
+    fn stop_and_report(mut self) -> Value {
+        // SIGTERM: the room writes its final report and exits.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text =
+            std::fs::read_to_string(&self.report).unwrap_or_else(|e| panic!("room report: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("room report JSON: {e}"))
+    }
+}
+
+impl Drop for RoomProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The agent-side client (real Python SDK); killed on drop.
+struct Agent {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Agent {
+    fn start(env: &TestEnv, url: &str, token: &str, no_playback_started: bool) -> Self {
+        let mut cmd = Command::new(&env.python);
+        cmd.arg(env.room_dir.join("agent.py"))
+            .args(["--url", url, "--token", token, "--avatar", AVATAR]);
+        if no_playback_started {
+            cmd.arg("--no-playback-started");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting agent.py: {e}"));
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    println!("agent> {line}");
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        let _ = tx.send(v);
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, cmd: &str) {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .unwrap_or_else(|| panic!("agent stdin closed"));
+        writeln!(stdin, "{cmd}").unwrap_or_else(|e| panic!("agent command {cmd}: {e}"));
+        let _ = stdin.flush();
+    }
+
+    fn expect(&mut self, event: &str, within: Duration) -> Value {
+        self.expect_where(event, within, |_| true)
+    }
+
+    fn expect_where(
+        &mut self,
+        event: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        if let Some(i) = self
+            .seen
+            .iter()
+            .position(|v| v["event"] == event && pred(v))
+        {
+            return self.seen.remove(i);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) if v["event"] == event && pred(&v) => return v,
+                Ok(v) if v["event"] == "error" => {
+                    panic!("agent error while waiting for {event}: {v}")
+                }
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!(
+                    "agent: no {event} within {within:?} (seen: {:?})",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    fn find(&mut self, event: &str, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        while let Ok(v) = self.events.try_recv() {
+            self.seen.push(v);
+        }
+        self.seen
+            .iter()
+            .find(|v| v["event"] == event && pred(v))
+            .cloned()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ------------------------------------------------------------------------------------------ namespace
+
+/// A network namespace with a veth pair (10.77.0.1/24 <-> 10.77.0.2/24); deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn create() -> Self {
+        let name = format!(
+            "lkt{}x{}",
+            std::process::id(),
+            NS_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        let n = ns.name.as_str();
+        run("ip", &["netns", "exec", n, "ip", "link", "set", "lo", "up"]);
+        run(
+            "ip",
+            &[
+                "netns", "exec", n, "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
+            ],
+        );
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                n,
+                "ip",
+                "addr",
+                "add",
+                "10.77.0.1/24",
+                "dev",
+                "va",
+            ],
+        );
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                n,
+                "ip",
+                "addr",
+                "add",
+                "10.77.0.2/24",
+                "dev",
+                "vb",
+            ],
+        );
+        run("ip", &["netns", "exec", n, "ip", "link", "set", "va", "up"]);
+        run("ip", &["netns", "exec", n, "ip", "link", "set", "vb", "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Anything still running in the namespace was started by this test: end it by pid.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("{cmd} {args:?}: {e} (the LiveKit e2e tests need root and iproute2)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {} (the LiveKit e2e tests need root and iproute2)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run `body` inside a fresh namespace: the outer call creates it and re-executes this test there.
+fn in_namespace(name: &str, body: fn(&TestEnv)) {
+    if std::env::var(INNER_ENV).as_deref() == Ok(name) {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,livekit_ffi=warn")
+                }),
+            )
+            .with_test_writer()
+            .try_init();
+        let env = TestEnv::new(name);
+        body(&env);
+        // Kept on failure (the panic skips this) or with LIPCAST_TEST_KEEP set: room log, report, PNGs, WAV.
+        if std::env::var_os("LIPCAST_TEST_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&env.out_dir);
+        } else {
+            println!("kept {}", env.out_dir.display());
+        }
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let env = TestEnv::new(name);
+    assert!(
+        env.python.exists(),
+        "test venv python {} is missing: python3 -m venv .venv-test && .venv-test/bin/pip install -r tests/room/requirements.txt (or set LIPCAST_TEST_PYTHON)",
+        env.python.display()
+    );
+    assert!(
+        lipcast_worker::vendor::livekit_ffi().is_some_and(|p| p.exists()),
+        "liblivekit_ffi.so is missing: run scripts/setup.sh (or set LIVEKIT_FFI_PATH)"
+    );
+    let ns = Netns::create();
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(INNER_ENV, name)
+        .spawn()
+        .unwrap_or_else(|e| panic!("re-executing {} in {}: {e}", exe.display(), ns.name));
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(ns);
+    let status = status.unwrap_or_else(|| panic!("{name} timed out after 180 s"));
+    assert!(
+        status.success(),
+        "{name} failed inside namespace ({status}); see output above"
+    );
+}

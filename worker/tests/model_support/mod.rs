@@ -1,0 +1,94 @@
+//! Helpers shared by the model/avatar/audio tests. These tests use the real ONNX Runtime library and the real
+//! built-in pack; when set-up is incomplete they fail with a message saying what to run.
+#![allow(dead_code)]
+
+use std::{path::PathBuf, process::Command};
+
+use lipcast_worker::{
+    audio::resample::Resampler,
+    avatar::{FaceModels, PrepareOptions, PreparedPortrait},
+    model::{ModelPack, Runtime, RuntimeConfig},
+};
+
+pub fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+pub fn runtime(config: RuntimeConfig) -> Runtime {
+    assert!(
+        lipcast_worker::vendor::onnxruntime().is_some(),
+        "ONNX Runtime library missing: run scripts/setup.sh (or set ORT_DYLIB_PATH)"
+    );
+    Runtime::new(config).expect("ONNX Runtime must load")
+}
+
+pub fn cpu_runtime() -> Runtime {
+    runtime(RuntimeConfig {
+        device: lipcast_worker::model::Device::Cpu,
+        intra_threads: 1,
+    })
+}
+
+pub fn builtin_pack() -> ModelPack {
+    ModelPack::load(&models_dir().join("builtin")).expect("built-in pack must verify")
+}
+
+pub fn face_models() -> FaceModels {
+    FaceModels::load(&cpu_runtime(), &builtin_pack()).expect("face models load")
+}
+
+pub fn default_portrait_bytes() -> Vec<u8> {
+    std::fs::read(models_dir().join("portraits/default.jpg")).expect("models/portraits/default.jpg")
+}
+
+pub fn prepared_default() -> PreparedPortrait {
+    face_models()
+        .prepare(&default_portrait_bytes(), &PrepareOptions::default())
+        .expect("face on the default portrait")
+}
+
+/// Speech from espeak-ng as 16 kHz mono f32. Panics (the test fails) if espeak-ng is not installed.
+pub fn espeak(text: &str, voice: &str) -> Vec<f32> {
+    let out = Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "--stdout", text])
+        .output()
+        .expect("espeak-ng must be installed (apt-get install -y espeak-ng); scripts/test.sh installs it");
+    assert!(
+        out.status.success(),
+        "espeak-ng failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (rate, channels, samples) = parse_wav(&out.stdout);
+    let mut r = Resampler::new(rate, channels);
+    let mut pcm = Vec::new();
+    r.push_i16(&samples, &mut pcm);
+    pcm
+}
+
+/// Minimal RIFF/WAVE (PCM 16-bit) parser; espeak-ng writes a streaming header with bogus sizes, so data runs to
+/// the end of the buffer.
+pub fn parse_wav(b: &[u8]) -> (u32, u32, Vec<i16>) {
+    assert!(
+        b.len() > 44 && &b[0..4] == b"RIFF" && &b[8..12] == b"WAVE",
+        "not a WAV file"
+    );
+    let mut i = 12;
+    let (mut rate, mut channels) = (0u32, 0u32);
+    while i + 8 <= b.len() {
+        let id = &b[i..i + 4];
+        let size = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
+        if id == b"fmt " {
+            channels = u16::from_le_bytes([b[i + 10], b[i + 11]]) as u32;
+            rate = u32::from_le_bytes([b[i + 12], b[i + 13], b[i + 14], b[i + 15]]);
+        } else if id == b"data" {
+            let data = &b[i + 8..];
+            let samples = data
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return (rate, channels, samples);
+        }
+        i += 8 + size;
+    }
+    panic!("WAV without data chunk");
+}
