@@ -88,6 +88,59 @@ pub struct Config {
     #[arg(long, env = "IMAGE_FETCH_ALLOW", value_delimiter = ',')]
     pub image_fetch_allow: Vec<String>,
 
+    /// Seconds an avatar waits for the agent it serves to be in the room before it gives up.
+    #[arg(long, env = "AGENT_JOIN_TIMEOUT", default_value_t = 60)]
+    pub agent_join_timeout: u64,
+
+    /// Seconds a worker may take to join the LiveKit room.
+    #[arg(long, env = "LIVEKIT_CONNECT_TIMEOUT", default_value_t = 10)]
+    pub livekit_connect_timeout: u64,
+
+    /// Seconds /launch waits for a prepared worker and the portrait's preparation (503 not_ready after).
+    #[arg(long, env = "LAUNCH_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub launch_timeout_seconds: u64,
+
+    /// Inference device of the workers: auto (CUDA if it works, else CPU, with a log line), cuda or cpu.
+    #[arg(long, env = "DEVICE", default_value = "auto", value_parser = ["auto", "cuda", "cpu"])]
+    pub device: String,
+
+    /// ONNX Runtime threads per session (the CPU budget of one session).
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub worker_threads: u32,
+
+    /// Model pack folder (default: the built-in pack shipped in models/builtin).
+    #[arg(long, env = "MODEL_PACK")]
+    pub model_pack: Option<PathBuf>,
+
+    /// Audio front end of the built-in pack: dsp (default of this version).
+    #[arg(long, env = "AUDIO_FRONTEND")]
+    pub audio_frontend: Option<String>,
+
+    /// Long side of the published video, pixels (0: the pack's default, 512 for the built-in pack).
+    #[arg(long, env = "MAX_LONG_SIDE", default_value_t = 0)]
+    pub max_long_side: u32,
+
+    /// Bitrate cap of the avatar_video track, bits per second.
+    #[arg(long, env = "VIDEO_MAX_BITRATE", default_value_t = 2_000_000)]
+    pub video_max_bitrate: u64,
+
+    /// Video codec of the avatar_video track: h264 (falls back to vp8) or vp8.
+    #[arg(long, env = "VIDEO_CODEC", default_value = "h264", value_parser = ["h264", "vp8"])]
+    pub video_codec: String,
+
+    /// Sample rate of the avatar_audio track (the agent's speech is republished at this rate).
+    #[arg(long, env = "AUDIO_SAMPLE_RATE", default_value_t = 24_000,
+          value_parser = clap::value_parser!(u32).range(8_000..=48_000))]
+    pub audio_sample_rate: u32,
+
+    /// The lipcast-worker binary (default: next to this executable).
+    #[arg(long, env = "WORKER_BIN")]
+    pub worker_bin: Option<PathBuf>,
+
+    /// Address-space limit of each worker, MiB (0: none). Caps a runaway worker on CPU-only hosts.
+    #[arg(long, env = "WORKER_MEMORY_LIMIT_MB", default_value_t = 0)]
+    pub worker_memory_limit_mb: u64,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -112,6 +165,10 @@ impl Config {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("lipcast.db")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.data_dir.join("run")
     }
 
     pub fn avatars_dir(&self) -> PathBuf {

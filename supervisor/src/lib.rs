@@ -1,10 +1,12 @@
-//! lipcast-supervisor: the bitHuman-compatible HTTP API, the SQLite task store, and (with workers)
-//! the supervision of one worker process per session.
+//! lipcast-supervisor: the bitHuman-compatible HTTP API, the SQLite task store, the warm worker pool and the
+//! supervision of one worker process per session.
 
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod metrics;
+pub mod pool;
 pub mod portrait;
 mod pruner;
 pub mod sessions;
@@ -17,9 +19,15 @@ use std::time::Duration;
 use anyhow::Context;
 
 use config::Config;
+use lipcast_proto::PrepareRequest;
+use metrics::Metrics;
+use pool::{Pool, PoolConfig, WorkerConfig};
 use portrait::fetch::{AllowRange, Fetcher};
 use sessions::Sessions;
 use store::TaskStore;
+
+/// How long a graceful shutdown waits for sessions' workers before killing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Run the server until SIGTERM or SIGINT, then shut down gracefully.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -36,12 +44,55 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map(|s| s.parse::<AllowRange>().map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()
         .context("IMAGE_FETCH_ALLOW")?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    for dir in [config.data_dir.clone(), config.run_dir()] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let worker_bin = pool::process::worker_binary(config.worker_bin.as_deref())
+        .context("locating lipcast-worker")?;
+    if !worker_bin.is_file() {
+        anyhow::bail!(
+            "the worker binary {} does not exist (build it with cargo build --release, or set WORKER_BIN)",
+            worker_bin.display()
+        );
+    }
     let store = TaskStore::open(&config.db_path())
         .await
         .with_context(|| format!("opening {}", config.db_path().display()))?;
-    let sessions = Sessions::new(store.clone(), config.max_sessions);
+    let orphans = pool::orphans::end_orphans(&store).await?;
+    if orphans > 0 {
+        tracing::warn!(orphans, "ended worker processes left by a previous run");
+    }
+    let metrics = Metrics::new(config.max_sessions);
+    let config = Arc::new(config);
+    let pool = Pool::start(
+        PoolConfig {
+            worker: WorkerConfig {
+                program: worker_bin,
+                run_dir: config.run_dir(),
+                prepare: PrepareRequest {
+                    pack_dir: config
+                        .model_pack
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    device: config.device.clone(),
+                    intra_threads: config.worker_threads,
+                    audio_frontend: config.audio_frontend.clone().unwrap_or_default(),
+                    max_long_side: config.max_long_side,
+                },
+                memory_limit: config.worker_memory_limit_mb.saturating_mul(1024 * 1024),
+            },
+            warm_target: if config.auto_prewarm {
+                config.warm_workers
+            } else {
+                0
+            },
+            max_sessions: config.max_sessions,
+        },
+        store.clone(),
+        metrics.clone(),
+    );
+    let sessions = Sessions::new(store.clone(), config.clone(), pool, metrics.clone());
     let orphaned = sessions
         .fail_all_active(
             "supervisor_restarted",
@@ -58,12 +109,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         addr = %listener.local_addr()?,
         max_sessions = config.max_sessions,
+        auto_prewarm = config.auto_prewarm,
         data_dir = %config.data_dir.display(),
         version = env!("CARGO_PKG_VERSION"),
         "lipcast-supervisor listening"
     );
 
-    let config = Arc::new(config);
     let pruner = tokio::spawn(pruner::run(store.clone(), config.clone()));
     let state = http::AppState {
         fetcher: Arc::new(Fetcher {
@@ -73,22 +124,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }),
         config,
         sessions: sessions.clone(),
+        metrics,
+    };
+    let shutdown = {
+        let sessions = sessions.clone();
+        async move {
+            shutdown_signal().await;
+            // Stop admitting at once (/ready answers 503) while requests in flight finish.
+            let ended = sessions.shutdown(SHUTDOWN_GRACE).await;
+            tracing::info!(?ended, "sessions ended");
+        }
     };
     axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal(sessions.clone()))
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
-
     pruner.abort();
-    let ended = sessions
-        .fail_all_active("supervisor_shutdown", "the supervisor shut down")
-        .await?;
     store.close().await;
-    tracing::info!(ended, "lipcast-supervisor stopped");
+    tracing::info!("lipcast-supervisor stopped");
     Ok(())
 }
 
-async fn shutdown_signal(sessions: Sessions) {
+async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -101,5 +158,4 @@ async fn shutdown_signal(sessions: Sessions) {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
-    sessions.begin_shutdown();
 }

@@ -7,6 +7,8 @@ commands read line by line from stdin; every event is one JSON line on stdout:
   wait_track <name> <timeout_s>      -> {"event": "track_seen", "name": ...}
   send_speech <seconds> [rate] [ch]  -> {"event": "speech_sent", "bytes": N, "stream_id": ...}
                                          (int16 LE chirp, lk.audio_stream, 15000-byte chunks)
+  send_wav <path> [realtime]         -> {"event": "wav_sent", "bytes": N, ...} (a 16-bit PCM WAV as one segment;
+                                         realtime=1 paces the chunks at playback speed, like a streaming TTS)
   send_stream <topic> <n> [attrs]    -> {"event": "stream_sent", ...} (n bytes, attrs as compact JSON)
   clear_buffer                       -> {"event": "clear_buffer_result", "payload": ..., "error": ...}
   leave                              -> disconnects, {"event": "left"}, exits 0
@@ -20,6 +22,7 @@ import os
 import sys
 import time
 import uuid
+import wave
 
 import numpy as np
 from livekit import rtc
@@ -30,7 +33,7 @@ T0 = time.monotonic()
 
 
 def emit(event, **kw):
-    print(json.dumps({"event": event, "t": round(time.monotonic() - T0, 4), **kw}), flush=True)
+    print(json.dumps({"event": event, "t": round(time.monotonic() - T0, 4), "unix": time.time(), **kw}), flush=True)
 
 
 def chirp(seconds: float, rate: int, channels: int) -> bytes:
@@ -140,6 +143,25 @@ async def main():
                     await writer.write(pcm[i:i + CHUNK])
                 await writer.aclose()
                 emit("speech_sent", bytes=len(pcm), stream_id=writer.info.stream_id, sample_rate=rate, num_channels=channels)
+            elif cmd[0] == "send_wav":
+                with wave.open(cmd[1], "rb") as w:
+                    rate, channels = w.getframerate(), w.getnchannels()
+                    pcm = w.readframes(w.getnframes())
+                realtime = len(cmd) > 2 and cmd[2] == "1"
+                writer = await room.local_participant.stream_bytes(
+                    name=f"AUDIO_{uuid.uuid4().hex[:12]}", topic=AUDIO_STREAM_TOPIC,
+                    destination_identities=[args.avatar],
+                    attributes={"sample_rate": str(rate), "num_channels": str(channels)})
+                emit("wav_started", stream_id=writer.info.stream_id, sample_rate=rate, num_channels=channels)
+                t0 = time.monotonic()
+                for i in range(0, len(pcm), CHUNK):
+                    await writer.write(pcm[i:i + CHUNK])
+                    if realtime:
+                        due = t0 + (i + CHUNK) / (2 * channels * rate)
+                        await asyncio.sleep(max(0.0, due - time.monotonic()))
+                await writer.aclose()
+                emit("wav_sent", bytes=len(pcm), stream_id=writer.info.stream_id, sample_rate=rate,
+                     num_channels=channels, seconds=len(pcm) / (2 * channels * rate))
             elif cmd[0] == "send_stream":
                 # send_stream <topic> <nbytes> <attributes as JSON without spaces>
                 data = bytes(i % 251 for i in range(int(cmd[2])))

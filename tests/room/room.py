@@ -43,6 +43,7 @@ from livekit.protocol import models, rtc
 from websockets.asyncio.server import serve
 
 T0 = time.monotonic()
+T0_UNIX = time.time()
 REMB_BPS = 8_000_000
 START_KBPS = 2500
 MIN_KBPS = 1000
@@ -56,6 +57,28 @@ def now() -> float:
 def log(*a):
     print(f"[room {now():7.2f}s]", *a, file=sys.stderr, flush=True)
 
+
+# Sender reports (RTCP SR) map each stream's RTP timestamps to the sender's wall clock: that mapping is what a
+# browser uses for lip sync, so it is recorded per receiver and tests compute A/V alignment from it.
+_orig_handle_rtcp = rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet
+
+
+async def _recording_handle_rtcp(self, packet):
+    if isinstance(packet, rtcrtpreceiver.RtcpSrPacket):
+        ntp = packet.sender_info.ntp_timestamp
+        sr = self.__dict__.setdefault("_lipcast_sr", [])
+        sr.append([(ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32, packet.sender_info.rtp_timestamp, now()])
+        del sr[:-64]
+    return await _orig_handle_rtcp(self, packet)
+
+
+rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = _recording_handle_rtcp
+
+
+def rtp_origin(receiver):
+    """aiortc numbers frames from their stream's first RTP timestamp: frame RTP timestamp = pts + origin."""
+    mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+    return getattr(mapper, "_origin", None)
 
 # aiortc's own estimate starts low and climbs slowly: report at least a fast local link.
 _orig_pack_remb = rtcrtpreceiver.pack_remb_fci
@@ -215,7 +238,7 @@ class Server:
         self.args = args
         self.secret = args.secret.encode()
         self.rooms = {}
-        self.report = {"started": time.time(), "auth_failures": 0, "participants": [], "data": {
+        self.report = {"started": time.time(), "t0_unix": T0_UNIX, "auth_failures": 0, "participants": [], "data": {
             "relayed": 0, "undeliverable": 0, "by_kind": {}, "rpc_v1": [], "streams": []}}
         self.stream_topics = {}  # stream_id -> header record
         self.tasks = set()
@@ -428,6 +451,7 @@ class Server:
             if rec:
                 rec["chunks"] += 1
                 rec["bytes"] += len(dp.stream_chunk.content)
+                rec.setdefault("chunk_at", []).append(now())
         elif which == "stream_trailer":
             rec = self.stream_topics.get(dp.stream_trailer.stream_id)
             if rec:
@@ -465,10 +489,14 @@ class Server:
     async def consume_video(self, p, track):
         idx = len(p.record["video"])
         rec = {"index": idx, "frames": 0, "width": 0, "height": 0, "first_at": None, "last_at": None,
-               "arrivals": [], "samples": [], "pngs": [], "resolutions": {}, "ended": False}
+               "arrivals": [], "samples": [], "pngs": [], "resolutions": {}, "ended": False, "grid": [],
+               "first_at_unix": None}
         p.record["video"].append(rec)
+        receiver = None
         for tr in p.pc.getTransceivers():
             if tr.receiver.track is track:
+                rec["sr"] = tr.receiver.__dict__.setdefault("_lipcast_sr", [])
+                receiver = tr.receiver
                 rec["codecs"] = [c.mimeType + (" " + str(c.parameters.get("profile-level-id")) if c.parameters.get("profile-level-id") else "")
                                  for c in getattr(tr, "_codecs", [])[:1]]
         self.spawn(self.remb_loop(p, rec))
@@ -479,6 +507,8 @@ class Server:
             except Exception:
                 break
             t = now()
+            if rec.get("rtp_origin") is None:
+                rec["rtp_origin"] = rtp_origin(receiver)
             rec["frames"] += 1
             n = rec["frames"]
             rec["first_at"] = rec["first_at"] if rec["first_at"] is not None else t
@@ -487,6 +517,14 @@ class Server:
             key = f"{f.width}x{f.height}"
             rec["resolutions"][key] = rec["resolutions"].get(key, 0) + 1
             rec["arrivals"].append([t, f.pts])
+            if rec.get("first_at_unix") is None:
+                rec["first_at_unix"] = time.time()
+            # A 32x32 grid of block-mean luma per frame (base64 uint8): lets tests find motion anywhere
+            # (the mouth, the eyes) without knowing the resolution the sender chose.
+            y = f.to_ndarray(format="gray")
+            gh, gw = (y.shape[0] // 32) * 32, (y.shape[1] // 32) * 32
+            grid = y[:gh, :gw].reshape(32, gh // 32, 32, gw // 32).mean(axis=(1, 3))
+            rec["grid"].append(base64.b64encode(grid.round().astype("uint8").tobytes()).decode())
             if n in save_at or n % 25 == 0:
                 rgb = f.to_ndarray(format="rgb24")
                 if n % 25 == 0:
@@ -502,14 +540,21 @@ class Server:
         idx = len(p.record["audio"])
         path = os.path.join(self.args.out_dir, f"{p.identity}_a{idx}.wav")
         rec = {"index": idx, "frames": 0, "samples": 0, "sample_rate": 0, "channels": 0, "wav": path,
-               "peak": 0, "first_at": None, "ended": False}
+               "peak": 0, "first_at": None, "ended": False, "arrivals": []}
         p.record["audio"].append(rec)
+        receiver = None
+        for tr in p.pc.getTransceivers():
+            if tr.receiver.track is track:
+                rec["sr"] = tr.receiver.__dict__.setdefault("_lipcast_sr", [])
+                receiver = tr.receiver
         w = None
         while True:
             try:
                 f = await track.recv()
             except Exception:
                 break
+            if rec.get("rtp_origin") is None:
+                rec["rtp_origin"] = rtp_origin(receiver)
             arr = f.to_ndarray()
             ch = len(f.layout.channels)
             if w is None:
@@ -521,6 +566,7 @@ class Server:
             data = arr.astype("<i2").tobytes()
             w.writeframes(data)
             rec["frames"] += 1
+            rec["arrivals"].append([now(), rec["samples"], f.samples, f.pts])
             rec["samples"] += f.samples
             rec["peak"] = max(rec["peak"], int(abs(arr.astype("int32")).max()) if arr.size else 0)
         if w is not None:

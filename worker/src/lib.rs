@@ -1,13 +1,18 @@
 //! lipcast-worker: one process per avatar session.
 //!
 //! Modules, each with one responsibility:
+//! - `control`: the gRPC server the supervisor drives (prepare, start, stop, events, benchmark).
+//! - `session`: one session: the room, the real-time loop, the avatar protocol.
 //! - `livekit`: a safe wrapper over LiveKit's engine (`liblivekit_ffi.so`), loaded at run time.
 //! - `model`: ONNX Runtime sessions and model packs.
 //! - `avatar`: portrait preparation and the renderer.
-//! - `audio`: PCM ingest, resampling, features, audio -> mouth.
+//! - `audio`: resampling, synthetic speech, audio -> mouth front ends.
 
 pub mod audio;
 pub mod avatar;
+pub mod control;
 pub mod livekit;
 pub mod model;
+pub mod procstat;
+pub mod session;
 pub mod vendor;

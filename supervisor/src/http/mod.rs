@@ -16,6 +16,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::portrait::fetch::Fetcher;
 use crate::sessions::Sessions;
 use error::ApiError;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub sessions: Sessions,
     pub fetcher: Arc<Fetcher>,
+    pub metrics: Metrics,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -35,12 +37,20 @@ pub fn router(state: AppState) -> Router {
         .route("/benchmark", post(ops::benchmark))
         .route("/test-frame", get(ops::test_frame))
         .route_layer(from_fn_with_state(state.clone(), auth::require_secret));
+    let metrics = if state.config.metrics_require_auth {
+        Router::new()
+            .route("/metrics", get(ops::metrics))
+            .route_layer(from_fn_with_state(state.clone(), auth::require_secret))
+    } else {
+        Router::new().route("/metrics", get(ops::metrics))
+    };
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         // /launch checks the secret itself: multipart may carry it as the `api_secret` field.
         .route("/launch", post(launch::launch))
         .merge(guarded)
+        .merge(metrics)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

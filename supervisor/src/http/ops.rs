@@ -1,14 +1,116 @@
-//! `/benchmark` and `/test-frame`: both run on a warm worker. Until a worker has loaded the model pack
-//! they answer 503 rather than inventing numbers or an image.
+//! `/benchmark` and `/test-frame`: both run on a prepared, idle worker (taken from the warm pool, or started
+//! for the request) and return it afterwards. No worker, no numbers: 503, never invented figures.
 
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use lipcast_proto::{BenchmarkRequest, TestFrameRequest};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
 use super::error::ApiError;
 
-pub async fn benchmark() -> ApiError {
-    ApiError::not_ready("no worker has loaded the model pack yet; /benchmark runs on a warm worker")
+/// Upper bound on `iterations` (the worker clamps to the same).
+const MAX_ITERATIONS: u32 = 2_000;
+
+#[derive(Debug, Deserialize)]
+pub struct BenchmarkQuery {
+    iterations: Option<String>,
 }
 
-pub async fn test_frame() -> ApiError {
-    ApiError::not_ready(
-        "no worker has loaded the model pack yet; /test-frame renders on a warm worker",
+fn lease_timeout(state: &AppState) -> std::time::Duration {
+    std::time::Duration::from_secs(state.config.launch_timeout_seconds.max(1) * 3)
+}
+
+pub async fn benchmark(
+    State(state): State<AppState>,
+    Query(q): Query<BenchmarkQuery>,
+) -> Result<Response, ApiError> {
+    let iterations = match q.iterations.as_deref().map(str::trim) {
+        None | Some("") => 100,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_ITERATIONS).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_request",
+                    format!("`iterations` must be a whole number from 1 to {MAX_ITERATIONS}"),
+                )
+            })?,
+    };
+    if state.sessions.shutting_down() {
+        return Err(ApiError::not_ready("the server is shutting down"));
+    }
+    let pool = state.sessions.pool();
+    let (ready, _) = pool
+        .acquire(lease_timeout(&state))
+        .await
+        .map_err(|e| ApiError::not_ready(format!("no worker to benchmark on: {e}")))?;
+    let mut client = ready.worker.client.clone();
+    let answer = client.benchmark(BenchmarkRequest { iterations }).await;
+    pool.give_back(ready).await;
+    let r = answer
+        .map_err(|s| ApiError::internal("the benchmark failed", s.message()))?
+        .into_inner();
+    let stages: serde_json::Map<String, serde_json::Value> = r
+        .stages
+        .iter()
+        .map(|s| (s.name.clone(), json!(s.avg_ms)))
+        .collect();
+    Ok(Json(json!({
+        "iterations": r.iterations,
+        "frames_per_generate": r.frames_per_generate,
+        "avg_ms": r.avg_ms,
+        "fps": r.fps,
+        "vram_gb": r.vram_gb,
+        "gpu": if r.gpu.is_empty() { serde_json::Value::Null } else { json!(r.gpu) },
+        "device": r.device,
+        "cpu": r.cpu,
+        "stages_ms": stages,
+        "width": r.width,
+        "height": r.height,
+    }))
+    .into_response())
+}
+
+pub async fn test_frame(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.sessions.shutting_down() {
+        return Err(ApiError::not_ready("the server is shutting down"));
+    }
+    let pool = state.sessions.pool();
+    let (ready, _) = pool
+        .acquire(lease_timeout(&state))
+        .await
+        .map_err(|e| ApiError::not_ready(format!("no worker to render on: {e}")))?;
+    let mut client = ready.worker.client.clone();
+    let answer = client.test_frame(TestFrameRequest {}).await;
+    pool.give_back(ready).await;
+    let r = answer
+        .map_err(|s| ApiError::internal("rendering the test frame failed", s.message()))?
+        .into_inner();
+    Ok(([(header::CONTENT_TYPE, "image/jpeg")], r.jpeg).into_response())
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics text).
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let _ = state.sessions.active_count().await;
+    state
+        .metrics
+        .warm_workers
+        .set(i64::try_from(state.sessions.pool().idle_count()).unwrap_or(i64::MAX));
+    let body = state
+        .metrics
+        .encode()
+        .map_err(|e| ApiError::internal("encoding metrics failed", e))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
     )
+        .into_response())
 }

@@ -1,8 +1,10 @@
 //! The SQLite task store (sqlx, WAL). One row per session; admission is atomic.
 
 mod task;
+mod workers;
 
 pub use task::{Status, Task};
+pub use workers::WorkerRow;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -222,6 +224,17 @@ impl TaskStore {
             return Ok(None);
         }
         self.get(task_id).await
+    }
+
+    /// Forget a task that never started (its launch failed before a worker took it).
+    pub async fn discard(&self, task_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM tasks WHERE task_id = ? AND status = 'pending' AND started_at IS NULL",
+        )
+        .bind(task_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Drop terminal tasks older than `retention` and beyond the newest `max_history`.

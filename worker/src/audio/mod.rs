@@ -1,8 +1,10 @@
-//! Audio front ends: 16 kHz PCM -> mouth parameters at 25 fps.
+//! Audio: resampling the agent's speech, synthetic speech for benchmarks, and front ends that turn 16 kHz PCM
+//! into mouth parameters at 25 fps.
 
 pub mod dsp;
 pub mod frontend;
 pub mod resample;
+pub mod synth;
 
 pub use dsp::DspFrontend;
 pub use frontend::{MouthFrontend, MouthParams, SAMPLE_RATE, SAMPLES_PER_FRAME};

@@ -62,6 +62,7 @@ pub fn espeak(text: &str, voice: &str) -> Vec<f32> {
     let mut r = Resampler::new(rate, channels);
     let mut pcm = Vec::new();
     r.push_i16(&samples, &mut pcm);
+    r.finish(&mut pcm);
     pcm
 }
 

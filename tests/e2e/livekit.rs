@@ -1,35 +1,36 @@
-//! End-to-end tests of `worker::livekit` against the LiveKit-protocol test room (`tests/room/room.py`) with
-//! the real engine (`liblivekit_ffi.so`) and, on the agent side, LiveKit's real Python SDK
-//! (`tests/room/agent.py`).
-//!
-//! ICE ignores loopback, so each test creates a network namespace with a veth pair (10.77.0.1 <-> 10.77.0.2),
-//! re-executes itself inside it (`ip netns exec NS <this test binary> --exact <test>`), and deletes the
-//! namespace afterwards, also on failure. Needs root, iproute2, the vendored engine (`scripts/setup.sh`) and the
-//! test venv (`/work/main/.venv-test`, or `LIPCAST_TEST_PYTHON`). Missing prerequisites fail the test.
-//! The tests run one at a time (a process-wide mutex).
+//! End-to-end tests of `lipcast_worker::livekit` against the LiveKit-protocol test room (`tests/room/room.py`)
+//! with the real engine (`liblivekit_ffi.so`) and, on the agent side, LiveKit's real Python SDK
+//! (`tests/room/agent.py`). Each test runs in its own network namespace (ICE ignores loopback).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lipcast_e2e::{Agent, ROOM_IP, RoomProcess, TestEnv, in_namespace};
 use lipcast_worker::livekit::{
     AudioPublishOptions, ConnectOptions, EndReason, LiveKitError, PlaybackFinished, Room,
     RoomEvent, RpcCallError, SpeechEvent, VideoCodecChoice, VideoPublishOptions,
 };
 use serde_json::Value;
 
-const INNER_ENV: &str = "LIPCAST_LK_E2E_INNER";
-const ROOM_IP: &str = "10.77.0.1";
-const SECRET: &str = "lipcast-test-secret";
 const AVATAR: &str = "lipcast-avatar";
 const AGENT: &str = "agent-1";
+const ROOM: &str = "e2e";
+const LIMIT: Duration = Duration::from_secs(180);
 
-static SERIAL: Mutex<()> = Mutex::new(());
-static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
+fn setup() {
+    assert!(
+        lipcast_worker::vendor::livekit_ffi().is_some_and(|p| p.exists()),
+        "liblivekit_ffi.so is missing: run scripts/setup.sh (or set LIVEKIT_FFI_PATH)"
+    );
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,livekit_ffi=warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
 
 // ------------------------------------------------------------------------------------------ the tests
 
@@ -37,22 +38,27 @@ static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
 /// `lk.clear_buffer`, send `lk.playback_finished`, and end when the agent leaves.
 #[test]
 fn livekit_e2e_session() {
-    in_namespace("livekit_e2e_session", session);
+    in_namespace("livekit_e2e_session", LIMIT, session);
 }
 
 /// Refused with a bad token, unreachable server, removed from the room, room closed.
 #[test]
 fn livekit_e2e_refusal_and_removal() {
-    in_namespace("livekit_e2e_refusal_and_removal", refusal_and_removal);
+    in_namespace(
+        "livekit_e2e_refusal_and_removal",
+        LIMIT,
+        refusal_and_removal,
+    );
 }
 
 fn session(env: &TestEnv) {
+    setup();
     let room_proc = RoomProcess::start(env, 7880);
     let url = room_proc.url();
-    let agent_token = env.mint(AGENT, "agent", &[]);
-    let avatar_token = env.mint(AVATAR, "agent", &[("lk.publish_on_behalf", AGENT)]);
+    let agent_token = env.mint(AGENT, ROOM, "agent", &[]);
+    let avatar_token = env.mint(AVATAR, ROOM, "agent", &[("lk.publish_on_behalf", AGENT)]);
 
-    let mut agent = Agent::start(env, &url, &agent_token, false);
+    let mut agent = Agent::start(&url, &agent_token, AVATAR, false);
     agent.expect("connected", Duration::from_secs(15));
 
     let rt = runtime();
@@ -156,7 +162,7 @@ fn session(env: &TestEnv) {
         assert_eq!(rpc["caller"].as_str(), Some(AVATAR));
         let valid = agent.expect("playback_finished_valid", Duration::from_secs(5));
         assert_eq!(valid["valid"], Value::Bool(true));
-        let started = agent.find("rpc", |v| v["method"] == "lk.playback_started");
+        let started = agent.all("rpc").into_iter().find(|v| v["method"] == "lk.playback_started");
         assert_eq!(started.map(|v| v["payload"].clone()), Some(Value::String(String::new())));
 
         // lk.clear_buffer from the served agent is answered "ok" and surfaced.
@@ -203,12 +209,13 @@ fn session(env: &TestEnv) {
 }
 
 fn refusal_and_removal(env: &TestEnv) {
+    setup();
     let room_proc = RoomProcess::start(env, 7881);
     let url = room_proc.url();
     let rt = runtime();
     rt.block_on(async {
         // Wrong signature: a clear Unauthorized error, quickly.
-        let bad = env.mint_with_secret(AVATAR, "agent", &[], "not-the-secret");
+        let bad = lipcast_e2e::token::mint("not-the-secret", AVATAR, ROOM, "agent", &[]);
         let t = Instant::now();
         let err = Room::connect(&url, &bad, ConnectOptions::default())
             .await
@@ -245,8 +252,8 @@ fn refusal_and_removal(env: &TestEnv) {
         );
 
         // No lk.publish_on_behalf: the avatar serves the first AGENT participant; others are refused.
-        let token = env.mint(AVATAR, "agent", &[]);
-        let mut agent = Agent::start(env, &url, &env.mint(AGENT, "agent", &[]), false);
+        let token = env.mint(AVATAR, ROOM, "agent", &[]);
+        let mut agent = Agent::start(&url, &env.mint(AGENT, ROOM, "agent", &[]), AVATAR, false);
         agent.expect("connected", Duration::from_secs(15));
         let (room, mut events) = Room::connect(&url, &token, ConnectOptions::default())
             .await
@@ -256,7 +263,7 @@ fn refusal_and_removal(env: &TestEnv) {
             Some(AGENT),
             "first agent is served"
         );
-        let mut other = Agent::start(env, &url, &env.mint("agent-2", "agent", &[]), true);
+        let mut other = Agent::start(&url, &env.mint("agent-2", ROOM, "agent", &[]), AVATAR, true);
         other.expect("connected", Duration::from_secs(15));
         other.send("clear_buffer");
         let cb = other.expect("clear_buffer_result", Duration::from_secs(10));
@@ -591,411 +598,4 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
-}
-
-struct TestEnv {
-    python: PathBuf,
-    room_dir: PathBuf,
-    out_dir: PathBuf,
-}
-
-impl TestEnv {
-    fn new(name: &str) -> Self {
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let root = manifest.parent().map(Path::to_path_buf).unwrap_or(manifest);
-        let python = std::env::var_os("LIPCAST_TEST_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".venv-test/bin/python"));
-        let out_dir = std::env::temp_dir().join(format!("lipcast-{name}-{}", std::process::id()));
-        Self {
-            python,
-            room_dir: root.join("tests/room"),
-            out_dir,
-        }
-    }
-
-    fn mint(&self, identity: &str, kind: &str, attrs: &[(&str, &str)]) -> String {
-        self.mint_with_secret(identity, kind, attrs, SECRET)
-    }
-
-    fn mint_with_secret(
-        &self,
-        identity: &str,
-        kind: &str,
-        attrs: &[(&str, &str)],
-        secret: &str,
-    ) -> String {
-        let mut cmd = Command::new(&self.python);
-        cmd.arg(self.room_dir.join("mint_token.py")).args([
-            "--secret",
-            secret,
-            "--identity",
-            identity,
-            "--room",
-            "e2e",
-            "--kind",
-            kind,
-        ]);
-        for (k, v) in attrs {
-            cmd.args(["--attr", &format!("{k}={v}")]);
-        }
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("mint_token.py: {e}"));
-        assert!(
-            out.status.success(),
-            "mint_token.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-/// The test room process; killed on drop.
-struct RoomProcess {
-    child: Child,
-    port: u16,
-    report: PathBuf,
-}
-
-impl RoomProcess {
-    fn start(env: &TestEnv, port: u16) -> Self {
-        std::fs::create_dir_all(&env.out_dir)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", env.out_dir.display()));
-        let report = env.out_dir.join(format!("room-{port}.json"));
-        let log = std::fs::File::create(env.out_dir.join(format!("room-{port}.log")))
-            .unwrap_or_else(|e| panic!("room log: {e}"));
-        let mut child = Command::new(&env.python)
-            .arg(env.room_dir.join("room.py"))
-            .args([
-                "--host",
-                ROOM_IP,
-                "--port",
-                &port.to_string(),
-                "--secret",
-                SECRET,
-            ])
-            .arg("--report")
-            .arg(&report)
-            .arg("--out-dir")
-            .arg(&env.out_dir)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("starting the test room with {}: {e}", env.python.display())
-            });
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        assert!(
-            line.contains("listening"),
-            "test room did not start (see {}/room-{port}.log)",
-            env.out_dir.display()
-        );
-        Self {
-            child,
-            port,
-            report,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{ROOM_IP}:{}", self.port)
-    }
-
-    fn control(&self, path: &str) {
-        let mut s = TcpStream::connect((ROOM_IP, self.port))
-            .unwrap_or_else(|e| panic!("control connect: {e}"));
-        let _ = write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {ROOM_IP}\r\nConnection: close\r\n\r\n"
-        );
-        let mut resp = String::new();
-        let _ = s.read_to_string(&mut resp);
-        assert!(resp.starts_with("HTTP/1.1 200"), "control {path}: {resp}");
-    }
-
-    fn stop_and_report(mut self) -> Value {
-        // SIGTERM: the room writes its final report and exits.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let text =
-            std::fs::read_to_string(&self.report).unwrap_or_else(|e| panic!("room report: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("room report JSON: {e}"))
-    }
-}
-
-impl Drop for RoomProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The agent-side client (real Python SDK); killed on drop.
-struct Agent {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Agent {
-    fn start(env: &TestEnv, url: &str, token: &str, no_playback_started: bool) -> Self {
-        let mut cmd = Command::new(&env.python);
-        cmd.arg(env.room_dir.join("agent.py"))
-            .args(["--url", url, "--token", token, "--avatar", AVATAR]);
-        if no_playback_started {
-            cmd.arg("--no-playback-started");
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting agent.py: {e}"));
-        let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::channel();
-        if let Some(out) = child.stdout.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    println!("agent> {line}");
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        let _ = tx.send(v);
-                    }
-                }
-            });
-        }
-        Self {
-            child,
-            stdin,
-            events: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, cmd: &str) {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .unwrap_or_else(|| panic!("agent stdin closed"));
-        writeln!(stdin, "{cmd}").unwrap_or_else(|e| panic!("agent command {cmd}: {e}"));
-        let _ = stdin.flush();
-    }
-
-    fn expect(&mut self, event: &str, within: Duration) -> Value {
-        self.expect_where(event, within, |_| true)
-    }
-
-    fn expect_where(
-        &mut self,
-        event: &str,
-        within: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
-        if let Some(i) = self
-            .seen
-            .iter()
-            .position(|v| v["event"] == event && pred(v))
-        {
-            return self.seen.remove(i);
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) if v["event"] == event && pred(&v) => return v,
-                Ok(v) if v["event"] == "error" => {
-                    panic!("agent error while waiting for {event}: {v}")
-                }
-                Ok(v) => self.seen.push(v),
-                Err(_) => panic!(
-                    "agent: no {event} within {within:?} (seen: {:?})",
-                    self.seen
-                ),
-            }
-        }
-    }
-
-    fn find(&mut self, event: &str, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        while let Ok(v) = self.events.try_recv() {
-            self.seen.push(v);
-        }
-        self.seen
-            .iter()
-            .find(|v| v["event"] == event && pred(v))
-            .cloned()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ------------------------------------------------------------------------------------------ namespace
-
-/// A network namespace with a veth pair (10.77.0.1/24 <-> 10.77.0.2/24); deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create() -> Self {
-        let name = format!(
-            "lkt{}x{}",
-            std::process::id(),
-            NS_COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        let n = ns.name.as_str();
-        run("ip", &["netns", "exec", n, "ip", "link", "set", "lo", "up"]);
-        run(
-            "ip",
-            &[
-                "netns", "exec", n, "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb",
-            ],
-        );
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                n,
-                "ip",
-                "addr",
-                "add",
-                "10.77.0.1/24",
-                "dev",
-                "va",
-            ],
-        );
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                n,
-                "ip",
-                "addr",
-                "add",
-                "10.77.0.2/24",
-                "dev",
-                "vb",
-            ],
-        );
-        run("ip", &["netns", "exec", n, "ip", "link", "set", "va", "up"]);
-        run("ip", &["netns", "exec", n, "ip", "link", "set", "vb", "up"]);
-        ns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Anything still running in the namespace was started by this test: end it by pid.
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
-        panic!("{cmd} {args:?}: {e} (the LiveKit e2e tests need root and iproute2)")
-    });
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {} (the LiveKit e2e tests need root and iproute2)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Run `body` inside a fresh namespace: the outer call creates it and re-executes this test there.
-fn in_namespace(name: &str, body: fn(&TestEnv)) {
-    if std::env::var(INNER_ENV).as_deref() == Ok(name) {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("info,livekit_ffi=warn")
-                }),
-            )
-            .with_test_writer()
-            .try_init();
-        let env = TestEnv::new(name);
-        body(&env);
-        // Kept on failure (the panic skips this) or with LIPCAST_TEST_KEEP set: room log, report, PNGs, WAV.
-        if std::env::var_os("LIPCAST_TEST_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&env.out_dir);
-        } else {
-            println!("kept {}", env.out_dir.display());
-        }
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let env = TestEnv::new(name);
-    assert!(
-        env.python.exists(),
-        "test venv python {} is missing: python3 -m venv .venv-test && .venv-test/bin/pip install -r tests/room/requirements.txt (or set LIPCAST_TEST_PYTHON)",
-        env.python.display()
-    );
-    assert!(
-        lipcast_worker::vendor::livekit_ffi().is_some_and(|p| p.exists()),
-        "liblivekit_ffi.so is missing: run scripts/setup.sh (or set LIVEKIT_FFI_PATH)"
-    );
-    let ns = Netns::create();
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(&exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(INNER_ENV, name)
-        .spawn()
-        .unwrap_or_else(|e| panic!("re-executing {} in {}: {e}", exe.display(), ns.name));
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    drop(ns);
-    let status = status.unwrap_or_else(|| panic!("{name} timed out after 180 s"));
-    assert!(
-        status.success(),
-        "{name} failed inside namespace ({status}); see output above"
-    );
 }

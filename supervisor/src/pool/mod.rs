@@ -1,0 +1,355 @@
+//! The warm pool: idle workers that have loaded the model pack, ready for the next launch.
+//!
+//! With `AUTO_PREWARM=true` the pool keeps `WARM_WORKERS` idle workers, never more than the free session
+//! slots. A launch takes a warm worker or, if none is there, starts one on the spot ("cold"). A worker serves
+//! one session and exits; the pool refills. Without prewarming, one worker is still started at start-up to
+//! verify the model pack (that is what `model_ready` means), then stopped.
+//!
+//! - [`process`]: spawning, exit notification, killing and reaping.
+//! - [`client`]: the gRPC client and the contract handshake.
+//! - [`worker`]: one worker: start-up, health monitor, stop and kill.
+//! - [`orphans`]: ending workers a crashed supervisor left behind.
+
+pub mod client;
+pub mod orphans;
+pub mod process;
+pub mod worker;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+use crate::store::TaskStore;
+pub use worker::{Ready, Worker, WorkerConfig, WorkerError};
+
+/// Longest pause between two attempts to start a worker after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub worker: WorkerConfig,
+    /// Idle workers to keep (0: start on demand).
+    pub warm_target: u32,
+    pub max_sessions: u32,
+}
+
+/// Where a launch's worker came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Warm,
+    Cold,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Warm => "warm",
+            Source::Cold => "cold",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("no prepared worker within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Start(#[from] WorkerError),
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: PoolConfig,
+    store: TaskStore,
+    metrics: Metrics,
+    idle: Mutex<VecDeque<Ready>>,
+    spawning: AtomicU32,
+    next_id: AtomicU64,
+    wake: Notify,
+    model_ready: AtomicBool,
+    closed: AtomicBool,
+    failures: AtomicU32,
+    retry_at: Mutex<Option<Instant>>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Pool {
+    /// Starts the pool's refill loop (and, without prewarming, the one verification worker).
+    pub fn start(cfg: PoolConfig, store: TaskStore, metrics: Metrics) -> Self {
+        let pool = Pool {
+            inner: Arc::new(Inner {
+                cfg,
+                store,
+                metrics,
+                idle: Mutex::new(VecDeque::new()),
+                spawning: AtomicU32::new(0),
+                next_id: AtomicU64::new(1),
+                wake: Notify::new(),
+                model_ready: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                failures: AtomicU32::new(0),
+                retry_at: Mutex::new(None),
+                last_error: Mutex::new(None),
+            }),
+        };
+        tokio::spawn(pool.clone().refill_loop());
+        if pool.inner.cfg.warm_target == 0 {
+            tokio::spawn(pool.clone().verify());
+        }
+        pool
+    }
+
+    fn idle(&self) -> MutexGuard<'_, VecDeque<Ready>> {
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once a worker loaded and verified the model pack since start-up.
+    pub fn model_ready(&self) -> bool {
+        self.inner.model_ready.load(Ordering::Acquire)
+    }
+
+    /// Why the last worker could not start, if it could not.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle().len()
+    }
+
+    /// Re-examines the pool now (after a launch, a session's end, ...).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn start_worker(&self) -> Result<Ready, WorkerError> {
+        let i = &self.inner;
+        let started = Worker::start(self.next_id(), &i.cfg.worker, &i.store, &i.metrics).await;
+        match &started {
+            Ok(ready) => {
+                if !i.model_ready.swap(true, Ordering::AcqRel) {
+                    let p = ready.worker.prepared();
+                    tracing::info!(device = %p.device, pack = %p.pack_name, version = %p.pack_version,
+                        load_ms = p.load_ms, warmup_ms = p.warmup_ms, "model pack verified: ready");
+                    i.metrics.model_ready.set(1);
+                    i.metrics.set_build_info(&p.device);
+                }
+                i.failures.store(0, Ordering::Release);
+                *i.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+            Err(e) => {
+                let n = i.failures.fetch_add(1, Ordering::AcqRel) + 1;
+                let backoff =
+                    (Duration::from_secs(1) * 2u32.saturating_pow(n.min(5))).min(MAX_BACKOFF);
+                *i.retry_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Instant::now() + backoff);
+                *i.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                tracing::error!(error = %e, retry_in_s = backoff.as_secs(), "a worker could not start");
+            }
+        }
+        started
+    }
+
+    /// Without prewarming: start one worker to verify the pack, then stop it.
+    async fn verify(self) {
+        loop {
+            if self.inner.closed.load(Ordering::Acquire) || self.model_ready() {
+                return;
+            }
+            match self.start_worker().await {
+                Ok(ready) => {
+                    ready
+                        .worker
+                        .stop("verified", Duration::from_secs(5), &self.inner.metrics)
+                        .await;
+                    return;
+                }
+                Err(_) => {
+                    let wait = self
+                        .inner
+                        .retry_at
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .map_or(Duration::from_secs(1), |t| {
+                            t.saturating_duration_since(Instant::now())
+                        });
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Takes a warm worker, or starts one (bounded by `within`).
+    pub async fn acquire(&self, within: Duration) -> Result<(Ready, Source), PoolError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(PoolError::Closed);
+        }
+        loop {
+            let next = self.idle().pop_front();
+            match next {
+                Some(ready) if ready.worker.is_alive() => {
+                    self.publish_count();
+                    self.wake();
+                    return Ok((ready, Source::Warm));
+                }
+                Some(_) => continue, // died while idle; its monitor already reaped it
+                None => break,
+            }
+        }
+        self.wake();
+        let pool = self.clone();
+        let mut starting = tokio::spawn(async move { pool.start_worker().await });
+        match tokio::time::timeout(within, &mut starting).await {
+            Ok(Ok(Ok(ready))) => Ok((ready, Source::Cold)),
+            Ok(Ok(Err(e))) => Err(e.into()),
+            Ok(Err(join)) => Err(PoolError::Start(WorkerError::Prepare(format!(
+                "starting a worker panicked: {join}"
+            )))),
+            Err(_) => {
+                // Too late for this launch; the worker may still become useful to the pool.
+                let pool = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(ready)) = starting.await {
+                        pool.give_back(ready).await;
+                    }
+                });
+                Err(PoolError::Timeout(within))
+            }
+        }
+    }
+
+    /// Returns a worker that served no session (a refused portrait, a benchmark) to the pool, or stops it
+    /// when the pool has enough.
+    pub async fn give_back(&self, ready: Ready) {
+        if !ready.worker.is_alive() {
+            return;
+        }
+        let keep = !self.inner.closed.load(Ordering::Acquire)
+            && (self.idle().len() as u32) < self.inner.cfg.warm_target;
+        if keep {
+            self.idle().push_back(ready);
+            self.publish_count();
+        } else {
+            ready
+                .worker
+                .stop("excess", Duration::from_secs(5), &self.inner.metrics)
+                .await;
+        }
+        self.wake();
+    }
+
+    fn publish_count(&self) {
+        let n = self.idle().len();
+        self.inner
+            .metrics
+            .warm_workers
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    async fn refill_loop(self) {
+        loop {
+            tokio::select! {
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if self.inner.closed.load(Ordering::Acquire) {
+                return;
+            }
+            self.idle().retain(|r| r.worker.is_alive());
+            let active = match self.inner.store.active_count().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pool: cannot count active sessions");
+                    continue;
+                }
+            };
+            let free = self.inner.cfg.max_sessions.saturating_sub(active);
+            let target = self.inner.cfg.warm_target.min(free);
+            let idle = self.idle().len() as u32;
+            let spawning = self.inner.spawning.load(Ordering::Acquire);
+            let may_retry = self
+                .inner
+                .retry_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none_or(|t| Instant::now() >= t);
+            if idle + spawning < target && may_retry {
+                for _ in 0..(target - idle - spawning) {
+                    self.inner.spawning.fetch_add(1, Ordering::AcqRel);
+                    let pool = self.clone();
+                    tokio::spawn(async move {
+                        let started = pool.start_worker().await;
+                        pool.inner.spawning.fetch_sub(1, Ordering::AcqRel);
+                        if let Ok(ready) = started {
+                            if pool.inner.closed.load(Ordering::Acquire) {
+                                ready
+                                    .worker
+                                    .stop("shutdown", Duration::from_secs(5), &pool.inner.metrics)
+                                    .await;
+                            } else {
+                                pool.idle().push_back(ready);
+                                pool.publish_count();
+                            }
+                        }
+                        pool.wake();
+                    });
+                }
+            }
+            // Never hold more idle workers than free slots.
+            let extra: Vec<Ready> = {
+                let mut idle = self.idle();
+                let keep = target as usize;
+                if idle.len() > keep {
+                    idle.drain(keep..).collect()
+                } else {
+                    Vec::new()
+                }
+            };
+            for ready in extra {
+                let metrics = self.inner.metrics.clone();
+                tokio::spawn(async move {
+                    ready
+                        .worker
+                        .stop("excess", Duration::from_secs(5), &metrics)
+                        .await
+                });
+            }
+            self.publish_count();
+        }
+    }
+
+    /// Stops admitting and ends every idle worker.
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.wake();
+        let idle: Vec<Ready> = self.idle().drain(..).collect();
+        let stops = idle.into_iter().map(|r| {
+            let metrics = self.inner.metrics.clone();
+            async move {
+                r.worker
+                    .stop("shutdown", Duration::from_secs(3), &metrics)
+                    .await
+            }
+        });
+        futures_util::future::join_all(stops).await;
+        self.publish_count();
+    }
+}

@@ -1,0 +1,428 @@
+//! The life of a session as the API sees it: admission, handing it to a worker, stop, the end, and waiting
+//! for the end. [`drive`] follows one running session's worker until it is over.
+
+mod drive;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use lipcast_proto::{ERROR_CODE_KEY, SessionSettings, StartSessionRequest};
+use rand::Rng;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::error::ApiError;
+use crate::metrics::Metrics;
+use crate::pool::{Pool, Worker};
+use crate::portrait::Portrait;
+use crate::store::{Admission, NewTask, Status, StoreError, Task, TaskStore};
+
+/// A validated launch; the LiveKit token lives only here and in the worker, never in the store.
+pub struct Launch {
+    pub livekit_url: String,
+    pub livekit_token: String,
+    pub room_name: String,
+    pub identity: String,
+    pub portrait: Option<Portrait>,
+    pub avatar_id: Option<String>,
+    pub prompt: Option<String>,
+    pub model: Option<String>,
+    pub mode: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+/// A session handed to a worker.
+struct Running {
+    stop: CancellationToken,
+    worker: Arc<Worker>,
+}
+
+struct Inner {
+    store: TaskStore,
+    config: Arc<Config>,
+    pool: Pool,
+    metrics: Metrics,
+    ended: broadcast::Sender<Task>,
+    shutting_down: AtomicBool,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+/// 12 lowercase hex characters.
+fn new_task_id() -> String {
+    let n: u64 = rand::rng().random();
+    format!("{:012x}", n & 0xffff_ffff_ffff)
+}
+
+/// The final status of a session that ended with `reason`.
+pub fn status_for(reason: &str) -> Status {
+    use lipcast_proto::end_reason as r;
+    match reason {
+        r::AGENT_LEFT | r::REMOVED | r::ROOM_CLOSED | r::IDLE | r::MAX_DURATION => {
+            Status::Completed
+        }
+        r::STOPPED => Status::Cancelled,
+        _ => Status::Failed,
+    }
+}
+
+impl Sessions {
+    pub fn new(store: TaskStore, config: Arc<Config>, pool: Pool, metrics: Metrics) -> Self {
+        let (ended, _) = broadcast::channel(256);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                pool,
+                metrics,
+                ended,
+                shutting_down: AtomicBool::new(false),
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn running(&self) -> MutexGuard<'_, HashMap<String, Running>> {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn store(&self) -> &TaskStore {
+        &self.inner.store
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub async fn active_count(&self) -> Result<u32, StoreError> {
+        let n = self.inner.store.active_count().await?;
+        self.inner.metrics.sessions_active.set(i64::from(n));
+        Ok(n)
+    }
+
+    /// True once a worker has loaded and verified the model pack since start-up.
+    pub fn model_ready(&self) -> bool {
+        self.inner.pool.model_ready()
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Admits a launch and hands it to a worker, which prepares the portrait before this returns. Returns the
+    /// new task, or the active task of the same room and identity (the plugin retries).
+    pub async fn launch(&self, launch: Launch) -> Result<Task, ApiError> {
+        let metrics = &self.inner.metrics;
+        if self.shutting_down() {
+            metrics.launch("rejected");
+            return Err(ApiError::not_ready("the server is shutting down"));
+        }
+        let max = self.inner.config.max_sessions;
+        let new = NewTask {
+            task_id: new_task_id(),
+            room_name: launch.room_name.clone(),
+            identity: launch.identity.clone(),
+            model: launch.model.clone(),
+            mode: launch.mode.clone(),
+            prompt: launch.prompt.clone(),
+            avatar_id: launch.avatar_id.clone(),
+        };
+        let admitted = self.inner.store.admit(new, max).await;
+        let task = match admitted {
+            Ok(Admission::Created(task)) => task,
+            Ok(Admission::Existing(task)) => {
+                tracing::info!(task_id = %task.task_id, room = %task.room_name, "repeated launch: returning the active task");
+                metrics.launch("existing");
+                return Ok(task);
+            }
+            Ok(Admission::AtCapacity { active }) => {
+                metrics.launch("at_capacity");
+                return Err(ApiError::at_capacity(active, max));
+            }
+            Err(e) => {
+                metrics.launch("error");
+                return Err(e.into());
+            }
+        };
+        let _ = self.active_count().await;
+        let span = tracing::info_span!("task", task_id = %task.task_id, room = %task.room_name);
+        span.in_scope(|| tracing::info!("task admitted"));
+        let started =
+            tracing::Instrument::instrument(self.hand_to_worker(&task, launch), span).await;
+        match started {
+            Ok(()) => {
+                metrics.launch("accepted");
+                Ok(task)
+            }
+            Err(e) => {
+                // The session never started: leave no task behind; the caller got the error.
+                if let Err(d) = self.inner.store.discard(&task.task_id).await {
+                    tracing::error!(error = %d, task_id = %task.task_id, "discarding a failed launch");
+                }
+                let _ = self.active_count().await;
+                self.inner.pool.wake();
+                metrics.launch(if e.status.is_client_error() {
+                    "rejected"
+                } else {
+                    "error"
+                });
+                Err(e)
+            }
+        }
+    }
+
+    fn settings(&self) -> SessionSettings {
+        let c = &self.inner.config;
+        let secs = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        SessionSettings {
+            idle_timeout_s: secs(c.session_idle_timeout),
+            max_duration_s: secs(c.max_session_seconds),
+            agent_join_timeout_s: secs(c.agent_join_timeout),
+            connect_timeout_s: secs(c.livekit_connect_timeout),
+            video_max_bitrate: c.video_max_bitrate,
+            video_codec: c.video_codec.clone(),
+            audio_sample_rate: c.audio_sample_rate,
+            seed: rand::rng().random(),
+        }
+    }
+
+    async fn hand_to_worker(&self, task: &Task, launch: Launch) -> Result<(), ApiError> {
+        let launched_at = Instant::now();
+        let within = Duration::from_secs(self.inner.config.launch_timeout_seconds.max(1));
+        let (ready, source) =
+            self.inner.pool.acquire(within).await.map_err(|e| {
+                ApiError::not_ready(format!("no worker could take the session: {e}"))
+            })?;
+        let worker = ready.worker.clone();
+        worker.assign(&task.task_id, &self.inner.store).await;
+        let request = StartSessionRequest {
+            task_id: task.task_id.clone(),
+            livekit_url: launch.livekit_url,
+            livekit_token: launch.livekit_token,
+            room_name: launch.room_name,
+            portrait: launch
+                .portrait
+                .map(|p| p.bytes.to_vec())
+                .unwrap_or_default(),
+            prompt: launch.prompt.unwrap_or_default(),
+            settings: Some(self.settings()),
+        };
+        let mut client = worker.client.clone();
+        let answer = tokio::time::timeout(within, client.start_session(request)).await;
+        match answer {
+            Ok(Ok(_)) => {}
+            Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+                let code = status
+                    .metadata()
+                    .get(ERROR_CODE_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("invalid_image");
+                let code: &'static str = if code == "no_face" {
+                    "no_face"
+                } else {
+                    "invalid_image"
+                };
+                let detail = status.message().to_owned();
+                tracing::info!(%detail, "portrait refused");
+                // Nothing started in that worker: it can serve the next launch.
+                self.inner.pool.give_back(ready).await;
+                return Err(ApiError::bad_request(code, detail));
+            }
+            Ok(Err(status)) => {
+                worker.kill_for("excess", &self.inner.metrics).await;
+                return Err(ApiError::internal(
+                    "the worker failed to start the session",
+                    status.message(),
+                ));
+            }
+            Err(_) => {
+                worker.kill_for("hung", &self.inner.metrics).await;
+                return Err(ApiError::not_ready(format!(
+                    "the worker did not prepare the portrait within {within:?}"
+                )));
+            }
+        }
+        if let Err(e) = self
+            .inner
+            .store
+            .set_worker(&task.task_id, worker.process.pid, worker.process.start_time)
+            .await
+        {
+            tracing::warn!(error = %e, "recording the task's worker failed");
+        }
+        let stop = CancellationToken::new();
+        self.running().insert(
+            task.task_id.clone(),
+            Running {
+                stop: stop.clone(),
+                worker: worker.clone(),
+            },
+        );
+        tracing::info!(
+            pid = worker.process.pid,
+            pool = source.as_str(),
+            "session handed to a worker"
+        );
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            drive::drive(
+                self.clone(),
+                ready,
+                task.task_id.clone(),
+                source,
+                launched_at,
+                stop,
+            ),
+            span,
+        ));
+        Ok(())
+    }
+
+    /// Stops a session (`cancelled`). `None` for an unknown id; a task that already ended is returned as is.
+    pub async fn stop(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
+        let ended = self
+            .finish(task_id, Status::Cancelled, "stopped", None)
+            .await?;
+        if let Some(r) = self.running().get(task_id) {
+            r.stop.cancel();
+        }
+        match ended {
+            Some(task) => Ok(Some(task)),
+            None => self.inner.store.get(task_id).await,
+        }
+    }
+
+    /// Ends an active task; the first ending wins. Announces the end to waiters and metrics.
+    pub async fn finish(
+        &self,
+        task_id: &str,
+        status: Status,
+        reason: &str,
+        error: Option<&str>,
+    ) -> Result<Option<Task>, StoreError> {
+        let ended = self
+            .inner
+            .store
+            .finish(task_id, status, reason, error)
+            .await?;
+        if let Some(task) = &ended {
+            tracing::info!(
+                task_id,
+                status = status.as_str(),
+                reason,
+                error,
+                "task ended"
+            );
+            self.inner
+                .metrics
+                .tasks_finished
+                .get_or_create(&crate::metrics::StatusLabel {
+                    status: status.as_str(),
+                })
+                .inc();
+            let _ = self.inner.ended.send(task.clone());
+            let _ = self.active_count().await;
+            self.inner.pool.wake();
+        }
+        Ok(ended)
+    }
+
+    /// Waits until the task is terminal, at most `limit`. `None` if it is unknown.
+    pub async fn wait_ended(
+        &self,
+        task_id: &str,
+        limit: Duration,
+    ) -> Result<Option<Task>, StoreError> {
+        let mut ended = self.inner.ended.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.inner.store.get(task_id).await? {
+                Some(task) if !task.status.is_terminal() => {}
+                other => return Ok(other),
+            }
+            // Wait for any ending (or a lag), then look again.
+            loop {
+                match tokio::time::timeout_at(deadline, ended.recv()).await {
+                    Err(_) => return self.inner.store.get(task_id).await,
+                    Ok(Ok(task)) if task.task_id != task_id => continue,
+                    Ok(Ok(task)) => return Ok(Some(task)),
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => break,
+                    Ok(Err(broadcast::error::RecvError::Closed)) => {
+                        return self.inner.store.get(task_id).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends every active task with `reason`, e.g. those a previous run left behind.
+    pub async fn fail_all_active(&self, reason: &str, error: &str) -> Result<usize, StoreError> {
+        let active = self.inner.store.active().await?;
+        for task in &active {
+            self.finish(&task.task_id, Status::Failed, reason, Some(error))
+                .await?;
+        }
+        Ok(active.len())
+    }
+
+    /// Graceful shutdown: stop admitting, end every session, stop every worker and wait for them.
+    pub async fn shutdown(&self, within: Duration) -> Result<usize, StoreError> {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let ended = self
+            .fail_all_active("supervisor_shutdown", "the supervisor shut down")
+            .await?;
+        let workers: Vec<Arc<Worker>> = {
+            let running = self.running();
+            running.values().for_each(|r| r.stop.cancel());
+            running.values().map(|r| r.worker.clone()).collect()
+        };
+        self.inner.pool.close().await;
+        let deadline = Instant::now() + within;
+        for w in workers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if w.process.wait(left).await.is_none() {
+                w.kill_for("shutdown", &self.inner.metrics).await;
+            }
+        }
+        Ok(ended)
+    }
+
+    fn forget(&self, task_id: &str) {
+        self.running().remove(task_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn task_ids_are_12_hex() {
+        for _ in 0..100 {
+            let id = super::new_task_id();
+            assert_eq!(id.len(), 12);
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_map_to_statuses() {
+        use super::{Status, status_for};
+        assert_eq!(status_for("agent_left"), Status::Completed);
+        assert_eq!(status_for("idle"), Status::Completed);
+        assert_eq!(status_for("stopped"), Status::Cancelled);
+        assert_eq!(status_for("disconnected"), Status::Failed);
+        assert_eq!(status_for("anything else"), Status::Failed);
+    }
+}

@@ -1,0 +1,740 @@
+//! The full path: `POST /launch` -> a warm worker -> joins the test room -> LiveKit's real Python SDK, as the
+//! agent, sends speech on `lk.audio_stream` -> lip-synced video and the same speech come back out of the
+//! room. Real supervisor, real workers, real engine, a real aiortc receiver; each test in its own namespace.
+//!
+//! Lip sync is judged the way a receiver plays it: every received frame and audio packet is placed on the
+//! sender's clock through its RTCP sender reports, then the mouth's motion is aligned with the speech
+//! envelope.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lipcast_e2e::analysis::{self, SenderClock, VideoFrame};
+use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, paths};
+use serde_json::{Value, json};
+
+const AVATAR: &str = "bithuman-avatar-agent";
+const AGENT: &str = "voice-agent";
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Where the mouth is on the shipped portrait, in normalised coordinates (found with the worker's own face
+/// models, so the test follows the portrait, not a hard-coded box).
+fn mouth_center() -> (f64, f64) {
+    use lipcast_worker::avatar::{FaceModels, PrepareOptions};
+    use lipcast_worker::model::{Device, ModelPack, Runtime, RuntimeConfig};
+    let runtime = Runtime::new(RuntimeConfig {
+        device: Device::Cpu,
+        intra_threads: 1,
+    })
+    .unwrap_or_else(|e| panic!("ONNX Runtime: {e}"));
+    let pack = ModelPack::load(&paths::workspace().join("models/builtin"))
+        .unwrap_or_else(|e| panic!("pack: {e}"));
+    let mut face = FaceModels::load(&runtime, &pack).unwrap_or_else(|e| panic!("face models: {e}"));
+    let p = face
+        .prepare(&paths::default_portrait(), &PrepareOptions::default())
+        .unwrap_or_else(|e| panic!("default portrait: {e}"));
+    let (a, b) = (p.landmarks[13], p.landmarks[14]);
+    (
+        f64::from((a[0] + b[0]) / 2.0) / f64::from(p.width()),
+        f64::from((a[1] + b[1]) / 2.0) / f64::from(p.height()),
+    )
+}
+
+/// A room, a supervisor with a warm worker, and the agent in the room.
+struct Stage {
+    room: RoomProcess,
+    sup: Supervisor,
+}
+
+fn stage(env: &TestEnv, sup_env: &[(&str, &str)]) -> Stage {
+    let room = RoomProcess::start(env, 7880);
+    let mut all = vec![("AUTO_PREWARM", "true"), ("WARM_WORKERS", "1")];
+    all.extend_from_slice(sup_env);
+    let sup = Supervisor::start(&env.out_dir, &all);
+    sup.wait_ready(Duration::from_secs(60));
+    sup.wait_warm(1, Duration::from_secs(60));
+    Stage { room, sup }
+}
+
+fn agent(env: &TestEnv, s: &Stage, room_name: &str, identity: &str, avatar: &str) -> Agent {
+    let mut agent = Agent::start(
+        &s.room.url(),
+        &env.mint(identity, room_name, "agent", &[]),
+        avatar,
+        false,
+    );
+    agent.expect("connected", Duration::from_secs(20));
+    agent
+}
+
+/// What livekit-plugins-bithuman sends by default: JSON, `api-secret` header, base64 JPEG.
+fn launch_json(env: &TestEnv, s: &Stage, room_name: &str, avatar: &str, agent: &str) -> String {
+    let token = env.mint(
+        avatar,
+        room_name,
+        "agent",
+        &[("lk.publish_on_behalf", agent)],
+    );
+    let body = json!({
+        "livekit_url": s.room.url(), "livekit_token": token, "room_name": room_name, "mode": "gpu",
+        "image": STANDARD.encode(paths::default_portrait()),
+    });
+    let (status, reply) = s
+        .sup
+        .post_json("/launch", &body, &[("api-secret", "unused")]);
+    assert_eq!(status, 200, "launch: {reply}");
+    assert_eq!(reply["status"], "pending", "{reply}");
+    reply["task_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task_id: {reply}"))
+        .to_owned()
+}
+
+/// The plugin's multipart shape: `Authorization: Bearer`, an `avatar_image` file named avatar.jpg.
+fn launch_multipart(
+    env: &TestEnv,
+    s: &Stage,
+    room_name: &str,
+    avatar: &str,
+    agent: &str,
+) -> String {
+    let token = env.mint(
+        avatar,
+        room_name,
+        "agent",
+        &[("lk.publish_on_behalf", agent)],
+    );
+    let part = reqwest::blocking::multipart::Part::bytes(paths::default_portrait())
+        .file_name("avatar.jpg")
+        .mime_str("image/jpeg")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("livekit_url", s.room.url())
+        .text("livekit_token", token)
+        .text("room_name", room_name.to_owned())
+        .text("model", "expression")
+        .part("avatar_image", part);
+    let r = s
+        .sup
+        .http
+        .post(s.sup.url("/launch?async=true"))
+        .bearer_auth("unused")
+        .multipart(form)
+        .send()
+        .unwrap_or_else(|e| panic!("launch: {e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    let reply: Value = r.json().unwrap_or(Value::Null);
+    reply["task_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task_id: {reply}"))
+        .to_owned()
+}
+
+fn participant(report: &Value, identity: &str) -> Value {
+    report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == identity))
+        .cloned()
+        .unwrap_or_else(|| panic!("{identity} never joined the room"))
+}
+
+/// Everything the room saw of one avatar, on the sender's clock.
+struct Received {
+    frames: Vec<VideoFrame>,
+    /// Sender time of each frame.
+    video_t: Vec<f64>,
+    /// Mouth motion of each frame against the portrait at rest.
+    mouth: Vec<f64>,
+    audio: analysis::ReceivedAudio,
+    /// Sender time and RMS of each received audio packet (20 ms).
+    audio_t: Vec<f64>,
+    audio_env: Vec<f64>,
+}
+
+fn received(report: &Value, identity: &str, mouth_at: (f64, f64)) -> Received {
+    let p = participant(report, identity);
+    let frames = analysis::video_frames(&p, 0);
+    assert!(frames.len() > 50, "only {} frames received", frames.len());
+    let vclock = SenderClock::of(&p["video"][0], 90_000.0);
+    let audio = analysis::received_audio(&p, 0);
+    let aclock = SenderClock::of(&p["audio"][0], f64::from(audio.rate));
+    assert!(
+        !vclock.is_empty() && !aclock.is_empty(),
+        "no RTCP sender reports recorded"
+    );
+    let video_t: Vec<f64> = frames
+        .iter()
+        .map(|f| vclock.at(f.rtp).unwrap_or(f64::NAN))
+        .collect();
+    // The portrait at rest: the median of the first second (idle frames) per grid cell.
+    let rest: Vec<u8> = (0..analysis::GRID * analysis::GRID)
+        .map(|i| {
+            let mut v: Vec<u8> = frames.iter().skip(5).take(25).map(|f| f.grid[i]).collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        })
+        .collect();
+    let raw: Vec<f64> = frames
+        .iter()
+        .map(|f| analysis::region_diff(&rest, &f.grid, mouth_at.0, mouth_at.1, 1))
+        .collect();
+    // Idle head motion drifts the whole face slowly (a tenth of a hertz); the mouth moves at syllable rate.
+    // Subtracting the rolling minimum over +-1 s keeps the mouth and drops the drift.
+    let mouth = (0..raw.len())
+        .map(|i| {
+            let window = &raw[i.saturating_sub(25)..(i + 26).min(raw.len())];
+            raw[i] - window.iter().copied().fold(f64::INFINITY, f64::min)
+        })
+        .collect();
+    let mut audio_t = Vec::new();
+    let mut audio_env = Vec::new();
+    for &(_, first, n, rtp) in &audio.frames {
+        let (a, b) = (first as usize, (first + n) as usize);
+        let Some(chunk) = audio.samples.get(a..b.min(audio.samples.len())) else {
+            continue;
+        };
+        audio_t.push(aclock.at(rtp).unwrap_or(f64::NAN));
+        audio_env.push(
+            analysis::envelope(chunk, chunk.len().max(1))
+                .first()
+                .copied()
+                .unwrap_or(0.0),
+        );
+    }
+    Received {
+        frames,
+        video_t,
+        mouth,
+        audio,
+        audio_t,
+        audio_env,
+    }
+}
+
+impl Received {
+    /// (fps, longest gap) over sender timestamps, and the longest gap between arrivals, within the span where
+    /// frames flowed (the first second skipped: the encoder's start).
+    fn pacing(&self) -> (f64, f64, f64) {
+        let t0 = self.video_t.first().copied().unwrap_or(0.0) + 1.0;
+        let sent: Vec<f64> = self.video_t.iter().copied().filter(|t| *t >= t0).collect();
+        let span = sent.last().copied().unwrap_or(0.0) - sent.first().copied().unwrap_or(0.0);
+        let fps = (sent.len().saturating_sub(1)) as f64 / span.max(1e-9);
+        let gap = sent.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        let (a0, a1) = (
+            self.frames[0].at + 1.0,
+            self.frames[self.frames.len() - 1].at,
+        );
+        let (_, arrival_gap) = analysis::fps_and_max_gap(&self.frames, a0, a1);
+        (fps, gap, arrival_gap)
+    }
+
+    /// Sender times where the avatar's audio is speech (RMS above 10% of its peak).
+    fn loud(&self) -> Vec<f64> {
+        let peak = self.audio_env.iter().copied().fold(0.0, f64::max);
+        self.audio_t
+            .iter()
+            .zip(&self.audio_env)
+            .filter(|(_, e)| **e > 0.1 * peak)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+}
+
+#[test]
+fn session_speech_to_lip_synced_video() {
+    in_namespace("session_speech_to_lip_synced_video", LIMIT, speech_to_video);
+}
+
+/// Launch, idle, a sentence sent at once (as TTS engines do), silence, a sentence streamed in real time,
+/// silence, the agent leaves: first-frame time, pacing, mouth motion, the audio round trip and A/V sync.
+fn speech_to_video(env: &TestEnv) {
+    let room_name = "speech";
+    let s = stage(env, &[]);
+    let mut agent = agent(env, &s, room_name, AGENT, AVATAR);
+    let mouth_at = mouth_center();
+
+    let t_launch = unix_now();
+    let task_id = launch_json(env, &s, room_name, AVATAR, AGENT);
+    let r = s
+        .room
+        .wait_for(Duration::from_secs(10), "the avatar's first frame", |r| {
+            r["participants"].as_array().is_some_and(|ps| {
+                ps.iter().any(|p| {
+                    p["identity"] == AVATAR && p["video"][0]["frames"].as_u64().unwrap_or(0) > 0
+                })
+            })
+        });
+    let first = participant(&r, AVATAR)["video"][0]["first_at_unix"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let first_ms = (first - t_launch) * 1e3;
+    println!("MEASURED launch_to_first_decoded_frame_ms={first_ms:.0} (warm pool)");
+    assert!(
+        first_ms < 3_000.0,
+        "first frame only {first_ms:.0} ms after the launch"
+    );
+    let task = s.sup.wait_task(&task_id, Duration::from_secs(5), |t| {
+        t["status"] == "running"
+    });
+    println!("task running: first_frame_ms={}", task["first_frame_ms"]);
+
+    agent.send("wait_track avatar_video 15");
+    agent.expect("track_seen", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    let wav1 = env.out_dir.join("speech1.wav");
+    let (rate1, sent1) = analysis::espeak(
+        "Hello there. My mom made a big apple pie for the whole family.",
+        &wav1,
+    );
+    agent.send(&format!("send_wav {}", wav1.display()));
+    agent.expect("wav_sent", Duration::from_secs(20));
+    let fin1 = agent.expect_where("rpc", Duration::from_secs(30), |v| {
+        v["method"] == "lk.playback_finished"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Two sentences streamed at real time, like a streaming TTS: the first may run dry once (the worker then
+    // learns to buffer for this agent), the second must play without a gap.
+    let wav2 = env.out_dir.join("speech2.wav");
+    let (_, sent2) = analysis::espeak("Boats bob by the pier while people wave.", &wav2);
+    let wav3 = env.out_dir.join("speech3.wav");
+    let (_, sent3) = analysis::espeak("Peter bought a blue umbrella.", &wav3);
+    let mut last = fin1.clone();
+    let mut fins = vec![fin1];
+    for wav in [&wav2, &wav3] {
+        agent.send(&format!("send_wav {} 1", wav.display()));
+        agent.expect("wav_sent", Duration::from_secs(30));
+        let prev = last["unix"].as_f64();
+        last = agent.expect_where("rpc", Duration::from_secs(30), |v| {
+            v["method"] == "lk.playback_finished" && v["unix"].as_f64() > prev
+        });
+        fins.push(last.clone());
+        std::thread::sleep(Duration::from_secs(3));
+    }
+
+    // playback_finished reports each segment's exact length.
+    for (fin, sent) in fins.iter().zip([&sent1, &sent2, &sent3]) {
+        let p: Value =
+            serde_json::from_str(fin["payload"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+        let truth = sent.len() as f64 / f64::from(rate1);
+        let pos = p["playback_position"].as_f64().unwrap_or(-1.0);
+        println!(
+            "MEASURED playback_finished position={pos:.4} s truth={truth:.4} s interrupted={}",
+            p["interrupted"]
+        );
+        assert_eq!(p["interrupted"], Value::Bool(false));
+        assert!((pos - truth).abs() < 0.04, "position {pos} vs {truth}");
+    }
+
+    agent.send("leave");
+    agent.expect("left", Duration::from_secs(10));
+    let task = s.sup.wait_task(&task_id, Duration::from_secs(10), |t| {
+        t["status"] == "completed"
+    });
+    assert_eq!(task["end_reason"], "agent_left", "{task}");
+
+    // The worker's own capture intervals (every frame, wall clock), reported through /metrics.
+    let buckets = s.sup.histogram("lipcast_frame_interval_seconds");
+    let count = |le: f64| {
+        buckets
+            .iter()
+            .find(|(b, _)| *b == le || (*b - le).abs() < 1e-9)
+            .map_or(0.0, |(_, c)| *c)
+    };
+    let total = count(f64::INFINITY);
+    println!(
+        "MEASURED capture intervals: {total} frames, >45 ms: {}, >60 ms: {}, >100 ms: {}",
+        total - count(0.045),
+        total - count(0.06),
+        total - count(0.1)
+    );
+    assert!(
+        total > 300.0,
+        "the worker reported only {total} frame intervals"
+    );
+    // On a loaded 2-core machine the scheduler may hold the loop back now and then; never for long, rarely.
+    assert!(
+        total - count(0.25) == 0.0,
+        "the worker's loop stalled for more than 250 ms"
+    );
+    assert!(
+        total - count(0.1) <= (total * 0.01).max(3.0),
+        "too many late frames"
+    );
+
+    let report = s.room.stop_and_report();
+    let rx = received(&report, AVATAR, mouth_at);
+    let (fps, gap, arrival_gap) = rx.pacing();
+    println!(
+        "MEASURED fps={fps:.2} max_interval_ms={:.1} (sender timestamps) max_arrival_gap_ms={:.0} frames={} over {:.1} s",
+        gap * 1e3,
+        arrival_gap * 1e3,
+        rx.frames.len(),
+        rx.video_t.last().unwrap_or(&0.0) - rx.video_t.first().unwrap_or(&0.0)
+    );
+    assert!((fps - 25.0).abs() <= 1.0, "fps {fps}");
+    assert!(
+        gap <= 0.125,
+        "a {:.0} ms hole in the published frames",
+        gap * 1e3
+    );
+    // Arrival gaps include the test receiver's own stalls (aiortc decoding in Python on 2 busy cores): a
+    // sanity bound only; the worker's own capture intervals are checked below, from /metrics.
+    assert!(
+        arrival_gap <= 1.0,
+        "frames arrived with a {:.0} ms gap",
+        arrival_gap * 1e3
+    );
+
+    // The mouth moves during speech and rests in silence.
+    let loud = rx.loud();
+    let near_speech = |t: f64, margin: f64| loud.iter().any(|l| (l - t).abs() <= margin);
+    let (mut speech, mut silence) = (Vec::new(), Vec::new());
+    for (t, m) in rx.video_t.iter().zip(&rx.mouth) {
+        if near_speech(*t, 0.02) {
+            speech.push(*m);
+        } else if !near_speech(*t, 0.4) {
+            silence.push(*m);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let quiet = silence.iter().filter(|m| **m < 2.0).count() as f64 / silence.len().max(1) as f64;
+    println!(
+        "MEASURED mouth_motion speech={:.2} silence={:.2} still_in_silence={:.0}% ({} / {} frames)",
+        mean(&speech),
+        mean(&silence),
+        quiet * 100.0,
+        speech.len(),
+        silence.len()
+    );
+    assert!(
+        speech.len() > 50 && silence.len() > 100,
+        "{} speech, {} silent frames",
+        speech.len(),
+        silence.len()
+    );
+    assert!(
+        mean(&speech) > 3.0 * mean(&silence).max(0.5),
+        "the mouth does not follow the speech"
+    );
+    assert!(
+        quiet > 0.9,
+        "the mouth moves in silence ({:.0}% still)",
+        quiet * 100.0
+    );
+
+    // The speech comes back out: same length and shape as sent.
+    let sent_speech = |s: &[i16], rate: u32| {
+        let env = analysis::envelope(s, (rate / 50) as usize);
+        let peak = env.iter().copied().fold(0.0, f64::max);
+        let on: Vec<usize> = (0..env.len()).filter(|i| env[*i] > 0.1 * peak).collect();
+        (on.last().copied().unwrap_or(0) - on.first().copied().unwrap_or(0)) as f64 * 0.02
+    };
+    let spans = {
+        // Loud spans in the received audio, split at silences over 1 s.
+        let mut spans: Vec<(f64, f64)> = Vec::new();
+        for t in &loud {
+            match spans.last_mut() {
+                Some((_, end)) if t - *end < 1.0 => *end = *t,
+                _ => spans.push((*t, *t)),
+            }
+        }
+        spans
+    };
+    let expected = [
+        sent_speech(&sent1, rate1),
+        sent_speech(&sent2, rate1),
+        sent_speech(&sent3, rate1),
+    ];
+    println!("MEASURED speech spans received={spans:?} sent_lengths={expected:?}");
+    assert_eq!(
+        spans.len(),
+        3,
+        "three utterances expected in the avatar's audio: {spans:?}"
+    );
+    let length = |i: usize| spans[i].1 - spans[i].0;
+    println!(
+        "MEASURED utterance lengths: burst {:+.3} s, first real-time {:+.3} s, second real-time {:+.3} s (received - sent)",
+        length(0) - expected[0],
+        length(1) - expected[1],
+        length(2) - expected[2]
+    );
+    assert!(
+        (length(0) - expected[0]).abs() <= 0.06,
+        "burst utterance: {:.3} s vs {:.3} s",
+        length(0),
+        expected[0]
+    );
+    assert!(
+        length(1) - expected[1] <= 0.6,
+        "the first real-time utterance stalled for too long"
+    );
+    assert!(
+        (length(2) - expected[2]).abs() <= 0.06,
+        "second real-time utterance: {:.3} s vs {:.3} s",
+        length(2),
+        expected[2]
+    );
+    let received_env = analysis::envelope(&rx.audio.samples, (rx.audio.rate / 50) as usize);
+    let sent_env: Vec<f64> = analysis::envelope(&sent1, (rate1 / 50) as usize);
+    let (lag, corr) = analysis::best_lag(&sent_env, &received_env, received_env.len() as i64);
+    println!("MEASURED audio envelope correlation={corr:.3} at lag {lag} x 20 ms");
+    assert!(
+        corr > 0.8,
+        "the avatar's audio is not the speech that was sent (corr {corr:.3})"
+    );
+
+    // A/V sync on the sender's clock (what a receiver plays): mouth motion vs the speech envelope.
+    let (shift, c) = analysis::av_shift(&rx.video_t, &rx.mouth, &rx.audio_t, &rx.audio_env, 0.2);
+    println!(
+        "MEASURED av_offset_ms={:.0} (positive: audio after the mouth) correlation={c:.3}",
+        shift * 1e3
+    );
+    assert!(
+        c > 0.5,
+        "mouth motion does not correlate with the speech ({c:.3})"
+    );
+    assert!(
+        shift.abs() <= 0.04,
+        "audio and mouth are {:.0} ms apart",
+        shift * 1e3
+    );
+}
+
+#[test]
+fn session_interruption() {
+    in_namespace("session_interruption", LIMIT, interruption);
+}
+
+/// `lk.clear_buffer` mid-segment: "ok", the mouth closes, `lk.playback_finished{interrupted: true}` with the
+/// position actually played; the rest of the stream is dropped and the next segment plays.
+fn interruption(env: &TestEnv) {
+    let room_name = "interrupt";
+    let s = stage(env, &[]);
+    let mut agent = agent(env, &s, room_name, AGENT, AVATAR);
+    let mouth_at = mouth_center();
+    let task_id = launch_multipart(env, &s, room_name, AVATAR, AGENT);
+    agent.send("wait_track avatar_video 15");
+    agent.expect("track_seen", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    // A sweep: its frequency tells how far into it the room heard (speech has no such clock).
+    let (rate, f0, slope) = (24_000, 200.0, 900.0);
+    let wav = env.out_dir.join("sweep.wav");
+    analysis::write_wav(&wav, rate, &analysis::sweep(rate, 4.0, f0, slope, 0.3));
+    agent.send(&format!("send_wav {}", wav.display()));
+    let started = agent.expect_where("rpc", Duration::from_secs(20), |v| {
+        v["method"] == "lk.playback_started"
+    });
+    std::thread::sleep(Duration::from_millis(2_500));
+    let t_clear = unix_now();
+    agent.send("clear_buffer");
+    let answer = agent.expect("clear_buffer_result", Duration::from_secs(10));
+    assert_eq!(answer["payload"].as_str(), Some("ok"), "{answer}");
+    let fin = agent.expect_where("rpc", Duration::from_secs(5), |v| {
+        v["method"] == "lk.playback_finished"
+    });
+    let p: Value =
+        serde_json::from_str(fin["payload"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let pos = p["playback_position"].as_f64().unwrap_or(-1.0);
+    println!(
+        "MEASURED interrupted position={pos:.3} s (agent's clock: started -> clear {:.3} s; clear sent -> finished received {:.0} ms)",
+        t_clear - started["unix"].as_f64().unwrap_or(f64::NAN),
+        (fin["unix"].as_f64().unwrap_or(0.0) - t_clear) * 1e3
+    );
+    assert_eq!(p["interrupted"], Value::Bool(true), "{p}");
+    std::thread::sleep(Duration::from_secs(2));
+    // A new segment after the interruption plays normally.
+    let wav2 = env.out_dir.join("after.wav");
+    analysis::espeak("Sure, go ahead.", &wav2);
+    agent.send(&format!("send_wav {}", wav2.display()));
+    let fin2 = agent.expect_where("rpc", Duration::from_secs(20), |v| {
+        v["method"] == "lk.playback_finished" && v["unix"].as_f64() > fin["unix"].as_f64()
+    });
+    assert!(
+        fin2["payload"]
+            .as_str()
+            .is_some_and(|p| p.contains("\"interrupted\": false")),
+        "{fin2}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    agent.send("leave");
+    s.sup.wait_task(&task_id, Duration::from_secs(10), |t| {
+        t["status"] == "completed"
+    });
+
+    let report = s.room.stop_and_report();
+    let rx = received(&report, AVATAR, mouth_at);
+    // The clear, on the room's clock: when the room relayed it; frames from then on, on arrival.
+    let t0 = report["t0_unix"].as_f64().unwrap_or(0.0);
+    let clear_at = t_clear - t0;
+    let rest: Vec<f64> = rx
+        .frames
+        .iter()
+        .zip(&rx.mouth)
+        .filter(|(f, _)| f.at < clear_at - 3.0)
+        .map(|(_, m)| *m)
+        .collect();
+    let threshold = 2.0f64.max(rest.iter().copied().fold(0.0, f64::max));
+    let closed_at = rx
+        .frames
+        .iter()
+        .zip(&rx.mouth)
+        .skip_while(|(f, _)| f.at < clear_at)
+        .collect::<Vec<_>>()
+        .windows(5)
+        .find(|w| w.iter().all(|(_, m)| **m <= threshold))
+        .map(|w| w[0].0.at);
+    let closed_ms = closed_at.map_or(f64::INFINITY, |t| (t - clear_at) * 1e3);
+    let speaking_before = rx
+        .frames
+        .iter()
+        .zip(&rx.mouth)
+        .filter(|(f, _)| f.at > clear_at - 1.0 && f.at < clear_at)
+        .map(|(_, m)| *m)
+        .fold(0.0, f64::max);
+    println!(
+        "MEASURED mouth_closed_after_clear_ms={closed_ms:.0} (arrival clock, includes the RPC trip) motion_before={speaking_before:.1}"
+    );
+    assert!(
+        speaking_before > threshold,
+        "the mouth was not moving before the clear"
+    );
+    assert!(
+        closed_ms <= 250.0,
+        "the mouth closed {closed_ms:.0} ms after the clear"
+    );
+
+    // The truth of the position: how far into the sweep the room heard before it stopped.
+    let truth = analysis::sweep_position(&rx.audio.samples, rx.audio.rate, f0, slope)
+        .unwrap_or_else(|| panic!("no sweep in the room's audio"));
+    println!("MEASURED interrupted position={pos:.3} s heard_by_the_room={truth:.3} s (+-0.015)");
+    assert!(
+        (pos - truth).abs() <= 0.08,
+        "reported position {pos:.3} s, the room heard {truth:.3} s"
+    );
+}
+
+#[test]
+fn session_idle_timeout_and_agent_timeout() {
+    in_namespace(
+        "session_idle_timeout_and_agent_timeout",
+        LIMIT,
+        idle_timeout,
+    );
+}
+
+/// No audio for SESSION_IDLE_TIMEOUT: the task completes with reason idle. An agent that never comes:
+/// the task fails with reason agent_timeout.
+fn idle_timeout(env: &TestEnv) {
+    let s = stage(
+        env,
+        &[
+            ("SESSION_IDLE_TIMEOUT", "3"),
+            ("AGENT_JOIN_TIMEOUT", "3"),
+            ("WARM_WORKERS", "2"),
+        ],
+    );
+    let _agent = agent(env, &s, "idle", AGENT, AVATAR);
+    let task = launch_json(env, &s, "idle", AVATAR, AGENT);
+    s.sup
+        .wait_task(&task, Duration::from_secs(5), |t| t["status"] == "running");
+    let t = std::time::Instant::now();
+    let done = s
+        .sup
+        .wait_task(&task, Duration::from_secs(12), |t| t["status"] != "running");
+    println!(
+        "MEASURED idle end after {:.1} s: {done}",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["end_reason"], "idle", "{done}");
+
+    let lonely = launch_json(env, &s, "nobody-here", "avatar-2", "agent-that-never-comes");
+    let done = s.sup.wait_task(&lonely, Duration::from_secs(15), |t| {
+        t["status"] == "failed" || t["status"] == "completed"
+    });
+    println!("agent timeout: {done}");
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["end_reason"], "agent_timeout");
+    assert!(
+        done["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not join")),
+        "{done}"
+    );
+}
+
+#[test]
+fn session_three_rooms_at_once() {
+    in_namespace("session_three_rooms_at_once", LIMIT, three_rooms);
+}
+
+/// Three sessions in three rooms on this 2-core machine, all speaking: each keeps 25 fps.
+fn three_rooms(env: &TestEnv) {
+    let s = stage(env, &[("WARM_WORKERS", "3")]);
+    s.sup.wait_warm(3, Duration::from_secs(60));
+    let wav = env.out_dir.join("speech.wav");
+    analysis::espeak(
+        "We are three avatars talking at the same time, each in its own room.",
+        &wav,
+    );
+    let mut agents = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let (room, avatar, agent_id) = (
+            format!("room-{i}"),
+            format!("avatar-{i}"),
+            format!("agent-{i}"),
+        );
+        let a = agent(env, &s, &room, &agent_id, &avatar);
+        tasks.push(if i == 1 {
+            launch_multipart(env, &s, &room, &avatar, &agent_id)
+        } else {
+            launch_json(env, &s, &room, &avatar, &agent_id)
+        });
+        agents.push(a);
+    }
+    for a in &mut agents {
+        a.send("wait_track avatar_video 20");
+        a.expect("track_seen", Duration::from_secs(25));
+    }
+    for round in 0..3 {
+        for a in &mut agents {
+            a.send(&format!("send_wav {}", wav.display()));
+        }
+        for a in &mut agents {
+            a.expect("wav_sent", Duration::from_secs(20));
+        }
+        std::thread::sleep(Duration::from_secs(if round == 2 { 6 } else { 3 }));
+    }
+    for a in &mut agents {
+        a.send("leave");
+    }
+    for t in &tasks {
+        s.sup
+            .wait_task(t, Duration::from_secs(15), |t| t["status"] == "completed");
+    }
+    let report = s.room.stop_and_report();
+    for i in 0..3 {
+        let p = participant(&report, &format!("avatar-{i}"));
+        let frames = analysis::video_frames(&p, 0);
+        let clock = SenderClock::of(&p["video"][0], 90_000.0);
+        let ts: Vec<f64> = frames.iter().filter_map(|f| clock.at(f.rtp)).collect();
+        let sent: Vec<f64> = ts.iter().copied().filter(|t| *t >= ts[0] + 1.0).collect();
+        let span = sent.last().copied().unwrap_or(0.0) - sent.first().copied().unwrap_or(0.0);
+        let fps = (sent.len().saturating_sub(1)) as f64 / span.max(1e-9);
+        let gap = sent.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        println!(
+            "MEASURED avatar-{i} fps={fps:.2} max_interval_ms={:.0} over {span:.1} s",
+            gap * 1e3
+        );
+        assert!((fps - 25.0).abs() <= 1.0, "avatar-{i}: {fps:.2} fps");
+    }
+}

@@ -1,0 +1,405 @@
+//! Reading what the test room recorded: the per-frame luma grids of received video, the received audio (WAV
+//! plus arrival times), and the timing figures tests assert on.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+/// Side of the room's block-mean luma grid.
+pub const GRID: usize = 32;
+
+/// One received video frame: arrival time (room clock, s), RTP timestamp and its luma grid.
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    pub at: f64,
+    pub rtp: u64,
+    pub grid: Vec<u8>,
+}
+
+/// The received video of a participant's track `index`.
+pub fn video_frames(participant: &Value, index: usize) -> Vec<VideoFrame> {
+    let v = &participant["video"][index];
+    let arrivals = v["arrivals"].as_array().cloned().unwrap_or_default();
+    let grids = v["grid"].as_array().cloned().unwrap_or_default();
+    arrivals
+        .iter()
+        .zip(grids.iter())
+        .filter_map(|(a, g)| {
+            Some(VideoFrame {
+                at: a[0].as_f64()?,
+                rtp: a[1].as_u64().unwrap_or(0),
+                grid: STANDARD.decode(g.as_str()?).ok()?,
+            })
+        })
+        .filter(|f| f.grid.len() == GRID * GRID)
+        .collect()
+}
+
+/// Mean absolute luma difference between two grids over the cells around (`cx`, `cy`) (normalised 0..1
+/// coordinates), `radius` cells each way.
+pub fn region_diff(a: &[u8], b: &[u8], cx: f64, cy: f64, radius: usize) -> f64 {
+    let (gx, gy) = ((cx * GRID as f64) as usize, (cy * GRID as f64) as usize);
+    let (mut sum, mut n) = (0.0, 0.0);
+    for y in gy.saturating_sub(radius)..=(gy + radius).min(GRID - 1) {
+        for x in gx.saturating_sub(radius)..=(gx + radius).min(GRID - 1) {
+            let i = y * GRID + x;
+            sum += (f64::from(a[i]) - f64::from(b[i])).abs();
+            n += 1.0;
+        }
+    }
+    if n > 0.0 { sum / n } else { 0.0 }
+}
+
+/// Frame rate and the longest gap over frames arriving within [`from`, `to`] (room clock).
+pub fn fps_and_max_gap(frames: &[VideoFrame], from: f64, to: f64) -> (f64, f64) {
+    let ts: Vec<f64> = frames
+        .iter()
+        .map(|f| f.at)
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
+    if ts.len() < 2 {
+        return (0.0, f64::INFINITY);
+    }
+    let span = ts[ts.len() - 1] - ts[0];
+    let gap = ts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    ((ts.len() - 1) as f64 / span, gap)
+}
+
+/// A WAV file as (rate, channels, samples).
+pub fn read_wav(path: &str) -> (u32, u16, Vec<i16>) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        b.len() > 44 && &b[0..4] == b"RIFF" && &b[8..12] == b"WAVE",
+        "{path} is not a WAV file"
+    );
+    let mut i = 12;
+    let (mut rate, mut channels) = (0u32, 0u16);
+    while i + 8 <= b.len() {
+        let id = &b[i..i + 4];
+        let size = u32::from_le_bytes([b[i + 4], b[i + 5], b[i + 6], b[i + 7]]) as usize;
+        if id == b"fmt " {
+            channels = u16::from_le_bytes([b[i + 10], b[i + 11]]);
+            rate = u32::from_le_bytes([b[i + 12], b[i + 13], b[i + 14], b[i + 15]]);
+        } else if id == b"data" {
+            let end = (i + 8 + size).min(b.len());
+            let data = if size == 0 || size == u32::MAX as usize {
+                &b[i + 8..]
+            } else {
+                &b[i + 8..end]
+            };
+            let samples = data
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return (rate, channels, samples);
+        }
+        i += 8 + size + (size & 1);
+    }
+    panic!("{path}: no data chunk");
+}
+
+/// Writes mono 16-bit PCM as a WAV file.
+pub fn write_wav(path: &std::path::Path, rate: u32, samples: &[i16]) {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut out = Vec::with_capacity(44 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Speech from espeak-ng at its native 22.05 kHz, mono int16, written to `path`.
+pub fn espeak(text: &str, path: &std::path::Path) -> (u32, Vec<i16>) {
+    let out = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(path)
+        .arg(text)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("espeak-ng must be installed (scripts/test.sh installs it): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "espeak-ng failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (rate, _, samples) = read_wav(&path.display().to_string());
+    (rate, samples)
+}
+
+/// RMS envelope in windows of `win` samples.
+pub fn envelope(samples: &[i16], win: usize) -> Vec<f64> {
+    samples
+        .chunks(win.max(1))
+        .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
+        .collect()
+}
+
+/// The received audio of a participant's track `index`.
+pub struct ReceivedAudio {
+    pub rate: u32,
+    /// Mono samples, as decoded by the room.
+    pub samples: Vec<i16>,
+    /// Per decoded frame: (room arrival time, index of its first sample, sample count, RTP timestamp).
+    pub frames: Vec<(f64, u64, u64, u64)>,
+}
+
+pub fn received_audio(participant: &Value, index: usize) -> ReceivedAudio {
+    let a = &participant["audio"][index];
+    let wav = a["wav"].as_str().unwrap_or_default().to_owned();
+    let (rate, channels, samples) = read_wav(&wav);
+    let samples: Vec<i16> = if channels > 1 {
+        samples
+            .chunks_exact(usize::from(channels))
+            .map(|c| (c.iter().map(|&s| i32::from(s)).sum::<i32>() / i32::from(channels)) as i16)
+            .collect()
+    } else {
+        samples
+    };
+    // The room counts samples per channel.
+    let frames = a["arrivals"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|x| {
+                    Some((
+                        x[0].as_f64()?,
+                        x[1].as_u64()?,
+                        x[2].as_u64()?,
+                        x[3].as_u64().unwrap_or(0),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ReceivedAudio {
+        rate,
+        samples,
+        frames,
+    }
+}
+
+impl ReceivedAudio {
+    /// Room arrival time of sample `index`.
+    pub fn arrival_of(&self, index: u64) -> Option<f64> {
+        let i = self.frames.partition_point(|f| f.1 <= index);
+        let (t, s, _, _) = *self.frames.get(i.checked_sub(1)?)?;
+        Some(t + (index - s) as f64 / f64::from(self.rate))
+    }
+}
+
+/// The sender's clock of one stream, from its RTCP sender reports (RTP timestamp -> sender NTP seconds):
+/// what a receiver uses to play audio and video in sync.
+pub struct SenderClock {
+    reports: Vec<(f64, u32)>,
+    clock_rate: f64,
+    /// The room numbers frames from the stream's first RTP timestamp; this adds it back.
+    origin: u64,
+}
+
+impl SenderClock {
+    pub fn of(track: &Value, clock_rate: f64) -> Self {
+        let reports = track["sr"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|r| Some((r[0].as_f64()?, u32::try_from(r[1].as_u64()?).ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let origin = track["rtp_origin"].as_u64().unwrap_or(0);
+        Self {
+            reports,
+            clock_rate,
+            origin,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reports.is_empty()
+    }
+
+    /// Sender time of a frame whose room timestamp (pts) is `pts` (from the latest report; wrap-safe).
+    pub fn at(&self, pts: u64) -> Option<f64> {
+        let (ntp, base) = *self.reports.last()?;
+        let rtp = pts.wrapping_add(self.origin) as u32;
+        let d = rtp.wrapping_sub(base) as i32;
+        Some(ntp + f64::from(d) / self.clock_rate)
+    }
+}
+
+/// The shift (s) that best aligns `activity` (value per video frame at sender times `video_t`) with the audio
+/// envelope (`env` at sender times `audio_t`): positive when the audio comes later than the matching mouth
+/// motion. Searches `-max..=max` in 5 ms steps; returns (shift, correlation).
+pub fn av_shift(
+    video_t: &[f64],
+    activity: &[f64],
+    audio_t: &[f64],
+    env: &[f64],
+    max: f64,
+) -> (f64, f64) {
+    let interp = |t: f64| -> f64 {
+        let i = audio_t.partition_point(|x| *x <= t);
+        if i == 0 || i >= audio_t.len() {
+            return 0.0;
+        }
+        let (t0, t1) = (audio_t[i - 1], audio_t[i]);
+        let w = if t1 > t0 { (t - t0) / (t1 - t0) } else { 0.0 };
+        env[i - 1] * (1.0 - w) + env[i] * w
+    };
+    let mut best = (0.0, f64::MIN);
+    let steps = (max / 0.005).round() as i64;
+    for k in -steps..=steps {
+        let shift = k as f64 * 0.005;
+        let e: Vec<f64> = video_t.iter().map(|t| interp(t + shift)).collect();
+        let c = correlation(activity, &e);
+        if c > best.1 {
+            best = (shift, c);
+        }
+    }
+    best
+}
+
+/// Pearson correlation.
+pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    if n < 2 {
+        return 0.0;
+    }
+    let (ma, mb) = (
+        a[..n].iter().sum::<f64>() / n as f64,
+        b[..n].iter().sum::<f64>() / n as f64,
+    );
+    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        num += (a[i] - ma) * (b[i] - mb);
+        da += (a[i] - ma).powi(2);
+        db += (b[i] - mb).powi(2);
+    }
+    if da > 0.0 && db > 0.0 {
+        num / (da * db).sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// A linear frequency sweep, `f0` Hz rising by `slope` Hz per second, at amplitude `amp` (0..1): its
+/// instantaneous frequency tells how far into it any received piece is.
+pub fn sweep(rate: u32, seconds: f64, f0: f64, slope: f64, amp: f64) -> Vec<i16> {
+    let n = (seconds * f64::from(rate)) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            let phase = std::f64::consts::TAU * (f0 * t + slope * t * t / 2.0);
+            (phase.sin() * amp * 32767.0) as i16
+        })
+        .collect()
+}
+
+/// Where a received sweep (see [`sweep`]) was cut off: the sweep time at its last loud sample, from the
+/// frequency measured just before it (zero crossings over 20 ms). Accurate to about 15 ms.
+pub fn sweep_position(rx: &[i16], rate: u32, f0: f64, slope: f64) -> Option<f64> {
+    let loud = |x: i16| x.unsigned_abs() > 2_000;
+    let start = rx.iter().position(|x| loud(*x))?;
+    // The cut: the first point after which 250 ms stay quiet (a shorter pause is the stream running dry).
+    let quiet = (rate / 4) as usize;
+    let mut end = start;
+    let mut i = start;
+    while i < rx.len() {
+        if loud(rx[i]) {
+            end = i;
+        } else if i - end > quiet {
+            break;
+        }
+        i += 1;
+    }
+    let (win, guard) = ((rate / 50) as usize, (rate / 200) as usize);
+    let hi = end.checked_sub(guard)?;
+    let lo = hi.checked_sub(win)?;
+    let seg = &rx[lo..hi];
+    // Interpolated rising zero crossings.
+    let mut crossings = Vec::new();
+    for k in 1..seg.len() {
+        let (a, b) = (f64::from(seg[k - 1]), f64::from(seg[k]));
+        if a < 0.0 && b >= 0.0 {
+            crossings.push((k - 1) as f64 + a / (a - b));
+        }
+    }
+    if crossings.len() < 3 {
+        return None;
+    }
+    let periods = (crossings.len() - 1) as f64;
+    let freq = periods * f64::from(rate) / (crossings[crossings.len() - 1] - crossings[0]);
+    // That frequency is the sweep's at the window's middle; the cut is half a window plus the guard later.
+    let t_mid = (freq - f0) / slope;
+    Some(t_mid + (win / 2 + guard) as f64 / f64::from(rate))
+}
+
+/// Normalised cross-correlation of `a` and `b` at lags `-max..=max` (`a[i]` against `b[i + lag]`, only lags at
+/// which all of `a` lies inside `b`); returns (best lag, its correlation).
+pub fn best_lag(a: &[f64], b: &[f64], max: i64) -> (i64, f64) {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let mut best = (0, f64::MIN);
+    for lag in -max..=max {
+        if lag < 0 || lag as usize + a.len() > b.len() {
+            continue;
+        }
+        let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
+        for (i, x) in a.iter().enumerate() {
+            let j = i as i64 + lag;
+            if j < 0 || j >= b.len() as i64 {
+                continue;
+            }
+            let y = b[j as usize];
+            num += (x - ma) * (y - mb);
+            da += (x - ma).powi(2);
+            db += (y - mb).powi(2);
+        }
+        let c = if da > 0.0 && db > 0.0 {
+            num / (da * db).sqrt()
+        } else {
+            0.0
+        };
+        if c > best.1 {
+            best = (lag, c);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_positions_are_recovered() {
+        let s = sweep(48_000, 4.0, 200.0, 900.0, 0.3);
+        let mut rx = vec![0i16; 24_000];
+        rx.extend_from_slice(&s[..(2.345 * 48_000.0) as usize]);
+        rx.extend(std::iter::repeat_n(0, 48_000));
+        let p = sweep_position(&rx, 48_000, 200.0, 900.0).expect("position");
+        assert!((p - 2.345).abs() < 0.01, "{p}");
+    }
+
+    #[test]
+    fn lag_of_a_shifted_series() {
+        let a: Vec<f64> = (0..200)
+            .map(|i| ((i as f64) * 0.3).sin() + if i % 37 == 0 { 3.0 } else { 0.0 })
+            .collect();
+        let b: Vec<f64> = std::iter::repeat_n(0.0, 5)
+            .chain(a.iter().copied())
+            .collect();
+        assert_eq!(best_lag(&a, &b, 10).0, 5);
+    }
+}

@@ -1,0 +1,29 @@
+//! The harness of lipcast's end-to-end tests: real processes only.
+//!
+//! - [`netns`]: each test that needs WebRTC runs inside its own network namespace (ICE ignores loopback).
+//! - [`room`]: the LiveKit-protocol test room (`tests/room/room.py`, aiortc) and its report.
+//! - [`agent`]: the agent side, LiveKit's real Python SDK (`tests/room/agent.py`).
+//! - [`supervisor`]: the real `lipcast-supervisor` binary, driven over HTTP.
+//! - [`token`]: LiveKit access tokens for the test room.
+//!
+//! Missing prerequisites (root, iproute2, the vendored engine, the test venv, release binaries) fail the
+//! test with a message saying what to run; nothing is skipped silently.
+
+pub mod agent;
+pub mod analysis;
+pub mod netns;
+pub mod paths;
+pub mod room;
+pub mod supervisor;
+pub mod token;
+
+pub use agent::Agent;
+pub use netns::{TestEnv, in_namespace};
+pub use room::RoomProcess;
+pub use supervisor::Supervisor;
+
+/// The test room's address inside the namespace.
+pub const ROOM_IP: &str = "10.77.0.1";
+/// API key and secret of the test room.
+pub const LK_KEY: &str = "devkey";
+pub const LK_SECRET: &str = "lipcast-test-secret";

@@ -1,0 +1,138 @@
+//! Network namespaces for WebRTC tests: ICE ignores loopback, so the test room, the supervisor, its workers
+//! and the agent all run inside a fresh namespace with a veth pair (10.77.0.1 <-> 10.77.0.2) that the test
+//! creates and deletes, also on failure.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const INNER_ENV: &str = "LIPCAST_E2E_INNER";
+static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// What a test body gets: where to put its files.
+pub struct TestEnv {
+    pub name: String,
+    /// Room logs, reports, PNGs and WAVs; removed after a passing test unless LIPCAST_TEST_KEEP is set.
+    pub out_dir: PathBuf,
+}
+
+impl TestEnv {
+    fn new(name: &str) -> Self {
+        let out_dir = std::env::temp_dir().join(format!("lipcast-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&out_dir)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", out_dir.display()));
+        Self {
+            name: name.to_owned(),
+            out_dir,
+        }
+    }
+
+    /// A token signed with the test room's secret.
+    pub fn mint(&self, identity: &str, room: &str, kind: &str, attrs: &[(&str, &str)]) -> String {
+        crate::token::mint(crate::LK_SECRET, identity, room, kind, attrs)
+    }
+}
+
+/// A network namespace with a veth pair; deleted on drop (after killing what still runs in it).
+pub struct Netns {
+    pub name: String,
+}
+
+fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+        panic!("{cmd} {args:?}: {e} (end-to-end tests need root and iproute2)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {} (end-to-end tests need root and iproute2)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    pub fn create() -> Self {
+        let name = format!(
+            "lce{}x{}",
+            std::process::id(),
+            NS_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        let n = ns.name.as_str();
+        let ip = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", n, "ip"];
+            all.extend_from_slice(args);
+            run("ip", &all);
+        };
+        ip(&["link", "set", "lo", "up"]);
+        ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"]);
+        ip(&["addr", "add", "10.77.0.1/24", "dev", "va"]);
+        ip(&["addr", "add", "10.77.0.2/24", "dev", "vb"]);
+        ip(&["link", "set", "va", "up"]);
+        ip(&["link", "set", "vb", "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Anything still running in the namespace was started by this test: end it.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Runs `body` inside a fresh namespace: the outer call creates it and re-executes this very test there
+/// (`ip netns exec NS <test binary> --exact <name>`), bounded by `limit`.
+pub fn in_namespace(name: &str, limit: Duration, body: fn(&TestEnv)) {
+    if std::env::var(INNER_ENV).as_deref() == Ok(name) {
+        let env = TestEnv::new(name);
+        body(&env);
+        // Kept on failure (the panic skips this) or with LIPCAST_TEST_KEEP: logs, reports, PNGs, WAVs.
+        if std::env::var_os("LIPCAST_TEST_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&env.out_dir);
+        } else {
+            println!("kept {}", env.out_dir.display());
+        }
+        return;
+    }
+    // Fail early and clearly on missing prerequisites.
+    crate::paths::python();
+    let ns = Netns::create();
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(INNER_ENV, name)
+        .spawn()
+        .unwrap_or_else(|e| panic!("re-executing {} in {}: {e}", exe.display(), ns.name));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(ns);
+    let status = status.unwrap_or_else(|| panic!("{name} timed out after {limit:?}"));
+    assert!(
+        status.success(),
+        "{name} failed inside its namespace ({status}); see the output above"
+    );
+}

@@ -1,0 +1,342 @@
+//! The real `lipcast-supervisor` binary on a free port with its own data dir, driven over HTTP. Killed on
+//! drop (its workers die with it).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+pub struct Supervisor {
+    child: Child,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub http: reqwest::blocking::Client,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+impl Supervisor {
+    /// Starts the supervisor with a new data dir under `dir` and `env` on top of test defaults, and waits
+    /// until `/health` answers.
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let data_dir = dir.join(format!("data-{}", free_port()));
+        Self::start_in(&data_dir, env)
+    }
+
+    /// Starts on an existing data dir (a restart).
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(data_dir).unwrap_or_else(|e| panic!("{}: {e}", data_dir.display()));
+        let port = free_port();
+        let mut cmd = Command::new(crate::paths::release_bin("lipcast-supervisor"));
+        cmd.current_dir(crate::paths::workspace())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("DATA_DIR", data_dir)
+            .env("DEVICE", "cpu")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env_remove("API_SECRET")
+            .env_remove("BITHUMAN_API_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting lipcast-supervisor: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for out in [
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if std::env::var_os("LIPCAST_TEST_LOG").is_some() {
+                        eprintln!("supervisor> {line}");
+                    }
+                    log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_else(|e| panic!("http client: {e}"));
+        let s = Self {
+            child,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            http,
+            log,
+        };
+        s.wait_health(Duration::from_secs(15));
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything the supervisor printed so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn wait_health(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = self
+                .http
+                .get(self.url("/health"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/health did not answer within {within:?}; log:\n{}",
+                self.log().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `/ready` says `ready` (the model pack verified, a slot free).
+    pub fn wait_ready(&self, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, body) = self.get("/ready");
+            if status == 200 {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/ready not 200 within {within:?}: {body}; log:\n{}",
+                self.log().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the pool holds `n` warm workers (per /metrics).
+    pub fn wait_warm(&self, n: i64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self
+                .metric("lipcast_warm_workers")
+                .is_some_and(|v| v as i64 >= n)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} warm workers not there within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GET `path`: (status, JSON body or Null).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .send()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn post(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .send()
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// The task record, polled until `pred` holds.
+    pub fn wait_task(
+        &self,
+        task_id: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (_, task) = self.get(&format!("/tasks/{task_id}"));
+            if pred(&task) {
+                return task;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {task_id} did not reach the expected state within {within:?}: {task}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The value of an unlabelled sample in /metrics (e.g. `lipcast_sessions_active`).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .ok()?
+            .text()
+            .ok()?;
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    }
+
+    /// The /metrics exposition.
+    pub fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+    }
+
+    /// Cumulative buckets (upper bound, count) of histogram `name` (unlabelled), from /metrics.
+    pub fn histogram(&self, name: &str) -> Vec<(f64, f64)> {
+        let prefix = format!("{name}_bucket{{le=\"");
+        self.metrics_text()
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(&prefix)?;
+                let (le, tail) = rest.split_once('"')?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, tail.split_whitespace().last()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// PIDs of the worker processes this supervisor runs now (its children).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        children_of(self.pid())
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        let _ = kill(
+            Pid::from_raw(i32::try_from(self.pid()).unwrap_or(i32::MAX)),
+            sig,
+        );
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(mut self, within: Duration) -> ExitStatus {
+        self.signal(Signal::SIGTERM);
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the supervisor did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Direct children of `pid` (from /proc).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(st) = proc_stat(child)
+            && st.ppid == pid
+        {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// The fields of /proc/<pid>/stat the tests look at.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    pub state: char,
+    pub ppid: u32,
+}
+
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    Some(ProcStat { state, ppid })
+}
+
+/// True while `pid` exists (a zombie counts: it is not reaped).
+pub fn exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}

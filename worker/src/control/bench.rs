@@ -1,0 +1,101 @@
+//! `Benchmark` and `TestFrame`: the real feature and render path on synthetic speech (no LiveKit).
+
+use std::time::{Duration, Instant};
+
+use lipcast_proto::{BenchmarkReply, StageTime, TestFrameReply};
+
+use super::prepared::Prepared;
+use crate::audio::{SAMPLES_PER_FRAME, synth};
+use crate::session::animator::Animator;
+
+/// Upper bound on iterations, so one request cannot hold a worker for minutes.
+pub const MAX_ITERATIONS: u32 = 2_000;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Times `iterations` frames: audio features and mouth parameters, rendering, and the I420 conversion the
+/// published track needs.
+pub fn benchmark(prepared: &Prepared, iterations: u32) -> BenchmarkReply {
+    let n = iterations.clamp(1, MAX_ITERATIONS) as usize;
+    let portrait = prepared.default_portrait();
+    let mut animator = prepared.warp_animator(portrait, 1);
+    let speech = synth::syllables((n as f32 + 2.0) / prepared.fps() as f32, 1);
+    let (mut features, mut render, mut convert) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut i420 = Vec::new();
+    let mut fed = 0usize;
+    for i in 0..n {
+        let t = Instant::now();
+        // Feed one frame of audio (plus the look-ahead on the first), then take one frame's parameters.
+        let want = ((i + 2) * SAMPLES_PER_FRAME).min(speech.len());
+        if want > fed {
+            animator.push_audio(&speech[fed..want]);
+            fed = want;
+        }
+        let params = animator.next_params();
+        features += t.elapsed();
+        let t = Instant::now();
+        let frame = animator.render(&params, i as u64);
+        render += t.elapsed();
+        let t = Instant::now();
+        frame.to_i420(&mut i420);
+        convert += t.elapsed();
+    }
+    let per = |d: Duration| ms(d) / n as f64;
+    let avg = per(features + render + convert);
+    let (width, height) = (portrait.width(), portrait.height());
+    BenchmarkReply {
+        iterations: n as u32,
+        frames_per_generate: 1,
+        avg_ms: avg,
+        fps: if avg > 0.0 { 1000.0 / avg } else { 0.0 },
+        vram_gb: 0.0,
+        gpu: prepared.reply.gpu.clone(),
+        device: prepared.reply.device.clone(),
+        cpu: prepared.reply.cpu.clone(),
+        stages: vec![
+            StageTime {
+                name: "features".into(),
+                avg_ms: per(features),
+            },
+            StageTime {
+                name: "render".into(),
+                avg_ms: per(render),
+            },
+            StageTime {
+                name: "i420".into(),
+                avg_ms: per(convert),
+            },
+        ],
+        width,
+        height,
+    }
+}
+
+/// One JPEG frame of the default portrait mid-speech: the most open mouth of the first second of synthetic
+/// speech.
+pub fn test_frame(prepared: &Prepared) -> Result<TestFrameReply, image::ImageError> {
+    let portrait = prepared.default_portrait();
+    let mut animator = prepared.warp_animator(portrait, 2);
+    animator.push_audio(&synth::syllables(1.0, 2));
+    animator.end_of_audio();
+    let mut best = (f32::MIN, 0u64, crate::audio::MouthParams::REST);
+    let mut i = 0u64;
+    while animator.ready() > 0 && i < 25 {
+        let p = animator.next_params();
+        if p.opening() > best.0 {
+            best = (p.opening(), i, p);
+        }
+        i += 1;
+    }
+    let frame = animator.render(&best.2, best.1);
+    let rgb = frame.to_rgb_image();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&rgb)?;
+    Ok(TestFrameReply {
+        jpeg,
+        width: rgb.width(),
+        height: rgb.height(),
+    })
+}

@@ -1,0 +1,613 @@
+//! One avatar session: join the room, publish `avatar_video` and `avatar_audio`, feed the agent's speech to
+//! the real-time loop ([`rt_loop`]) and speak the avatar protocol, until the session ends.
+//!
+//! - [`ingest`]: a segment's bytes -> track-rate and 16 kHz audio.
+//! - [`playout`]: the queue of segments, one frame at a time; interruption.
+//! - [`animator`]: what a model pack renders.
+//! - [`rt_loop`]: the 25 FPS loop on its own thread.
+//! - [`stats`]: the loop's figures.
+
+pub mod animator;
+pub mod ingest;
+pub mod playout;
+pub mod rt_loop;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio_util::sync::CancellationToken;
+
+use crate::livekit::{
+    self, AudioPublishOptions, ConnectOptions, LiveKitError, PlaybackFinished, Room, RoomEvent,
+    SpeechEvent, VideoCodecChoice, VideoPublishOptions,
+};
+use animator::Animator;
+use ingest::SegmentDecoder;
+use playout::PlayoutConfig;
+use rt_loop::{LoopInput, LoopOutput, LoopParts};
+
+/// How long the engine may try to resume a dropped connection before the session gives up.
+const RECONNECT_GIVE_UP: Duration = Duration::from_secs(12);
+/// Frames of audio a segment buffers before it starts, and after running dry (see [`playout`]).
+const START_FRAMES: usize = 2;
+const RESUME_FRAMES: usize = 10;
+
+/// Session settings (from the supervisor's `SessionSettings`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub idle_timeout: Option<Duration>,
+    pub max_duration: Option<Duration>,
+    pub agent_join_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub video_max_bitrate: u64,
+    pub video_codec: VideoCodecChoice,
+    pub audio_sample_rate: u32,
+    pub fps: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_duration: Some(Duration::from_secs(3600)),
+            agent_join_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            video_max_bitrate: 2_000_000,
+            video_codec: VideoCodecChoice::H264,
+            audio_sample_rate: 24_000,
+            fps: 25,
+        }
+    }
+}
+
+/// Everything one session needs. The LiveKit token is a secret: never log it.
+pub struct SessionSpec {
+    pub livekit_url: String,
+    pub livekit_token: String,
+    pub settings: Settings,
+    /// When the session was asked for (first-frame time counts from here).
+    pub requested_at: Instant,
+}
+
+impl std::fmt::Debug for SessionSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSpec")
+            .field("livekit_url", &self.livekit_url)
+            .field("livekit_token", &"<secret>")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// Progress reported while a session runs (the supervisor turns these into task state and metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// Connected to the room and both tracks are published.
+    Joined { join_ms: u32, video_codec: String },
+    /// The first video frame was captured on the published track.
+    FirstFrame { since_start_ms: u32 },
+    /// The agent this avatar serves is in the room.
+    AgentJoined { identity: String },
+    SegmentStarted {
+        segment: u64,
+        sample_rate: u32,
+        channels: u32,
+    },
+    SegmentFinished {
+        segment: u64,
+        position_s: f64,
+        interrupted: bool,
+    },
+    /// Periodic figures (about every 5 s).
+    Stats(SessionStats),
+}
+
+/// Figures over the interval since the previous `Stats` event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionStats {
+    pub frames: u64,
+    pub dropped_frames: u64,
+    /// Intervals between consecutive captured frames, ms.
+    pub frame_interval_ms: Vec<f32>,
+    /// Audio arrival -> the frame showing it captured, for the first frame of each segment, ms.
+    pub audio_to_mouth_ms: Vec<f32>,
+    /// Audio queued in the engine ahead of each captured video frame (how much later it is heard), ms.
+    pub av_offset_ms: Vec<f32>,
+    pub render_ms_per_frame: f64,
+    pub rss_bytes: u64,
+    pub cpu_seconds: f64,
+    pub queued_audio_ms: f32,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    AgentLeft,
+    Removed,
+    RoomClosed,
+    Disconnected,
+    /// No audio for `idle_timeout`.
+    Idle,
+    MaxDuration,
+    /// The supervisor asked (`Stop`).
+    Stopped,
+    /// The served agent never came.
+    AgentTimeout,
+    /// Something failed; see [`SessionOutcome::error`].
+    Error,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        use lipcast_proto::end_reason as r;
+        match self {
+            EndReason::AgentLeft => r::AGENT_LEFT,
+            EndReason::Removed => r::REMOVED,
+            EndReason::RoomClosed => r::ROOM_CLOSED,
+            EndReason::Disconnected => r::DISCONNECTED,
+            EndReason::Idle => r::IDLE,
+            EndReason::MaxDuration => r::MAX_DURATION,
+            EndReason::Stopped => r::STOPPED,
+            EndReason::AgentTimeout => r::AGENT_TIMEOUT,
+            EndReason::Error => r::ERROR,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionOutcome {
+    pub reason: EndReason,
+    /// A human sentence for failures.
+    pub error: Option<String>,
+}
+
+impl SessionOutcome {
+    fn ok(reason: EndReason) -> Self {
+        Self {
+            reason,
+            error: None,
+        }
+    }
+
+    fn failed(reason: EndReason, error: impl Into<String>) -> Self {
+        Self {
+            reason,
+            error: Some(error.into()),
+        }
+    }
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// A sentence for a failure to join, for the task's `error`.
+fn join_error(e: &LiveKitError) -> String {
+    match e {
+        LiveKitError::Unauthorized(m) => format!("LiveKit refused the avatar's token: {m}"),
+        LiveKitError::Unreachable(m) => format!("LiveKit server unreachable: {m}"),
+        LiveKitError::Timeout { after, .. } => {
+            format!("joining the LiveKit room timed out after {after:?}")
+        }
+        other => format!("cannot join the LiveKit room: {other}"),
+    }
+}
+
+/// Runs one session to its end. Never panics on remote input; every failure becomes an outcome.
+pub async fn run(
+    spec: SessionSpec,
+    animator: Box<dyn Animator>,
+    events: UnboundedSender<SessionEvent>,
+    stop: CancellationToken,
+) -> SessionOutcome {
+    let settings = spec.settings.clone();
+    let connect = Room::connect(
+        &spec.livekit_url,
+        &spec.livekit_token,
+        ConnectOptions {
+            timeout: settings.connect_timeout,
+            auto_subscribe: false,
+        },
+    );
+    let (room, room_events) = tokio::select! {
+        r = connect => match r {
+            Ok(joined) => joined,
+            Err(e) => return SessionOutcome::failed(EndReason::Error, join_error(&e)),
+        },
+        _ = stop.cancelled() => return SessionOutcome::ok(EndReason::Stopped),
+    };
+    let room = Arc::new(room);
+    let outcome = match publish_and_run(
+        &room,
+        room_events,
+        animator,
+        &settings,
+        &spec,
+        &events,
+        &stop,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => SessionOutcome::failed(EndReason::Error, e),
+    };
+    leave(room).await;
+    outcome
+}
+
+async fn leave(room: Arc<Room>) {
+    // The RPC task may still hold a reference for a moment; wait briefly for it to let go.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut room = room;
+    loop {
+        match Arc::try_unwrap(room) {
+            Ok(r) => {
+                if let Err(e) = tokio::time::timeout(Duration::from_secs(5), r.disconnect()).await {
+                    tracing::warn!(error = %e, "leaving the room timed out");
+                }
+                return;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                room = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => {
+                tracing::warn!("room still referenced at the end; dropping it");
+                return;
+            }
+        }
+    }
+}
+
+async fn publish_and_run(
+    room: &Arc<Room>,
+    mut room_events: livekit::RoomEvents,
+    animator: Box<dyn Animator>,
+    settings: &Settings,
+    spec: &SessionSpec,
+    events: &UnboundedSender<SessionEvent>,
+    stop: &CancellationToken,
+) -> Result<SessionOutcome, String> {
+    let (width, height) = animator.size();
+    let video = room
+        .publish_video(VideoPublishOptions {
+            width,
+            height,
+            max_framerate: f64::from(settings.fps),
+            max_bitrate: settings.video_max_bitrate,
+            codec: settings.video_codec,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let audio = room
+        .publish_audio(AudioPublishOptions {
+            sample_rate: settings.audio_sample_rate,
+            num_channels: 1,
+            queue_size_ms: 100,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = events.send(SessionEvent::Joined {
+        join_ms: ms(room.join_time()),
+        video_codec: format!("{:?}", video.codec()).to_ascii_lowercase(),
+    });
+
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let loop_stop = CancellationToken::new();
+    let playout = PlayoutConfig {
+        out_rate: settings.audio_sample_rate,
+        fps: settings.fps,
+        start_frames: START_FRAMES,
+        resume_frames: RESUME_FRAMES,
+    };
+    let thread = rt_loop::spawn(
+        LoopParts {
+            video,
+            audio,
+            animator,
+            playout,
+        },
+        in_rx,
+        out_tx,
+        loop_stop.clone(),
+    )
+    .map_err(|e| format!("starting the real-time loop: {e}"))?;
+    let (rpc_tx, rpc_rx) = mpsc::unbounded_channel();
+    let rpc = tokio::spawn(rpc_task(room.clone(), rpc_rx));
+
+    let mut state = SessionState {
+        room: room.clone(),
+        settings: settings.clone(),
+        events: events.clone(),
+        loop_in: in_tx,
+        rpc: rpc_tx,
+        decoders: HashMap::new(),
+        started_at: Instant::now(),
+        last_audio: Instant::now(),
+        agent_present: false,
+        reconnecting_since: None,
+        requested_at: spec.requested_at,
+    };
+    if let Some(agent) = room.served_agent()
+        && room
+            .participants_at_join()
+            .iter()
+            .any(|p| p.identity == agent)
+    {
+        state.agent_joined(agent);
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let outcome = loop {
+        tokio::select! {
+            _ = stop.cancelled() => break SessionOutcome::ok(EndReason::Stopped),
+            ev = room_events.recv() => match ev {
+                Some(ev) => if let Some(end) = state.room_event(ev) { break end },
+                None => break SessionOutcome::failed(EndReason::Disconnected, "the LiveKit engine closed the room"),
+            },
+            out = out_rx.recv() => match out {
+                Some(out) => if let Some(end) = state.loop_output(out) { break end },
+                None => break SessionOutcome::failed(EndReason::Error, "the real-time loop stopped"),
+            },
+            _ = tick.tick() => if let Some(end) = state.check_deadlines() { break end },
+        }
+    };
+    tracing::info!(
+        reason = outcome.reason.as_str(),
+        error = outcome.error.as_deref(),
+        "session ending"
+    );
+    loop_stop.cancel();
+    if tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .is_err()
+    {
+        tracing::error!("the real-time loop thread panicked");
+    }
+    // Forward the loop's last figures and finished segments.
+    while let Ok(out) = out_rx.try_recv() {
+        let _ = state.loop_output(out);
+    }
+    drop(state);
+    // Let queued playback_finished calls go out before leaving.
+    if tokio::time::timeout(Duration::from_secs(3), rpc)
+        .await
+        .is_err()
+    {
+        tracing::warn!("avatar RPCs still pending at the end of the session");
+    }
+    Ok(outcome)
+}
+
+enum RpcCall {
+    Started,
+    Finished(PlaybackFinished),
+}
+
+/// Calls the agent's RPCs in order, off the event path.
+async fn rpc_task(room: Arc<Room>, mut calls: mpsc::UnboundedReceiver<RpcCall>) {
+    while let Some(call) = calls.recv().await {
+        match call {
+            RpcCall::Started => {
+                if let Err(e) = room.playback_started().await {
+                    tracing::debug!(error = %e, "lk.playback_started not delivered");
+                }
+            }
+            RpcCall::Finished(ev) => {
+                if let Err(e) = room.playback_finished(ev).await {
+                    tracing::warn!(error = %e, "lk.playback_finished not delivered");
+                }
+            }
+        }
+    }
+}
+
+/// The event side of a running session.
+struct SessionState {
+    room: Arc<Room>,
+    settings: Settings,
+    events: UnboundedSender<SessionEvent>,
+    loop_in: UnboundedSender<LoopInput>,
+    rpc: UnboundedSender<RpcCall>,
+    decoders: HashMap<String, SegmentDecoder>,
+    started_at: Instant,
+    last_audio: Instant,
+    agent_present: bool,
+    reconnecting_since: Option<Instant>,
+    requested_at: Instant,
+}
+
+impl SessionState {
+    fn emit(&self, ev: SessionEvent) {
+        let _ = self.events.send(ev);
+    }
+
+    fn agent_joined(&mut self, identity: String) {
+        if !self.agent_present {
+            self.agent_present = true;
+            tracing::info!(agent = %identity, "the served agent is in the room");
+            self.emit(SessionEvent::AgentJoined { identity });
+        }
+    }
+
+    fn room_event(&mut self, ev: RoomEvent) -> Option<SessionOutcome> {
+        match ev {
+            RoomEvent::Speech(s) => self.speech(s),
+            RoomEvent::ClearBuffer(_) => {
+                tracing::info!("lk.clear_buffer: dropping queued audio");
+                let _ = self.loop_in.send(LoopInput::Clear);
+            }
+            RoomEvent::ParticipantJoined {
+                participant,
+                is_served_agent: true,
+            } => self.agent_joined(participant.identity),
+            RoomEvent::ParticipantJoined { .. } | RoomEvent::ParticipantLeft { .. } => {}
+            RoomEvent::Reconnecting => {
+                tracing::warn!("connection to the room lost; the engine is resuming it");
+                self.reconnecting_since.get_or_insert(Instant::now());
+            }
+            RoomEvent::Reconnected => {
+                tracing::info!("connection to the room resumed");
+                self.reconnecting_since = None;
+            }
+            RoomEvent::SessionEnded(end) => {
+                return Some(match end {
+                    livekit::EndReason::AgentLeft { .. } => {
+                        SessionOutcome::ok(EndReason::AgentLeft)
+                    }
+                    livekit::EndReason::Removed => SessionOutcome::ok(EndReason::Removed),
+                    livekit::EndReason::RoomClosed => SessionOutcome::ok(EndReason::RoomClosed),
+                    livekit::EndReason::Disconnected(r) => SessionOutcome::failed(
+                        EndReason::Disconnected,
+                        format!("disconnected from the LiveKit room ({})", r.as_str_name()),
+                    ),
+                });
+            }
+        }
+        None
+    }
+
+    fn speech(&mut self, s: SpeechEvent) {
+        let now = Instant::now();
+        match s {
+            SpeechEvent::Start(seg) => {
+                self.last_audio = now;
+                match SegmentDecoder::new(
+                    seg.sample_rate,
+                    u32::from(seg.num_channels),
+                    self.settings.audio_sample_rate,
+                ) {
+                    Ok(d) => {
+                        tracing::debug!(stream = %seg.stream_id, rate = seg.sample_rate, channels = seg.num_channels, "segment");
+                        self.decoders.insert(seg.stream_id.clone(), d);
+                        let _ = self.loop_in.send(LoopInput::SegmentStart {
+                            stream_id: seg.stream_id,
+                            sample_rate: seg.sample_rate,
+                            channels: u32::from(seg.num_channels),
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot play this segment"),
+                }
+            }
+            SpeechEvent::Chunk { stream_id, data } => {
+                self.last_audio = now;
+                if let Some(d) = self.decoders.get_mut(&stream_id) {
+                    let out = d.push(&data);
+                    let _ = self.loop_in.send(LoopInput::Audio {
+                        stream_id,
+                        track: out.track,
+                        features: out.features,
+                        arrived: now,
+                    });
+                }
+            }
+            SpeechEvent::End { stream_id, error } => {
+                if let Some(e) = &error {
+                    tracing::warn!(stream = %stream_id, error = %e, "segment ended early");
+                }
+                if let Some(mut d) = self.decoders.remove(&stream_id) {
+                    let out = d.finish();
+                    let _ = self.loop_in.send(LoopInput::Audio {
+                        stream_id: stream_id.clone(),
+                        track: out.track,
+                        features: out.features,
+                        arrived: now,
+                    });
+                    let _ = self.loop_in.send(LoopInput::SegmentEnd { stream_id });
+                }
+            }
+            SpeechEvent::Rejected {
+                stream_id,
+                sender,
+                reason,
+            } => tracing::warn!(stream = %stream_id, %sender, %reason, "audio stream refused"),
+        }
+    }
+
+    fn loop_output(&mut self, out: LoopOutput) -> Option<SessionOutcome> {
+        match out {
+            LoopOutput::FirstFrame { at } => {
+                let since = at.saturating_duration_since(self.requested_at);
+                tracing::info!(since_request_ms = ms(since), "first frame published");
+                self.emit(SessionEvent::FirstFrame {
+                    since_start_ms: ms(since),
+                });
+            }
+            LoopOutput::Started(s) => {
+                self.emit(SessionEvent::SegmentStarted {
+                    segment: s.segment,
+                    sample_rate: s.sample_rate,
+                    channels: s.channels,
+                });
+                let _ = self.rpc.send(RpcCall::Started);
+            }
+            LoopOutput::Finished(f) => {
+                tracing::info!(
+                    segment = f.segment,
+                    position_s = f.position_s,
+                    interrupted = f.interrupted,
+                    "segment finished"
+                );
+                self.emit(SessionEvent::SegmentFinished {
+                    segment: f.segment,
+                    position_s: f.position_s,
+                    interrupted: f.interrupted,
+                });
+                let _ = self.rpc.send(RpcCall::Finished(PlaybackFinished::new(
+                    f.position_s,
+                    f.interrupted,
+                )));
+            }
+            LoopOutput::Stats(s) => self.emit(SessionEvent::Stats(s)),
+            LoopOutput::Failed(e) => return Some(SessionOutcome::failed(EndReason::Error, e)),
+        }
+        None
+    }
+
+    fn check_deadlines(&mut self) -> Option<SessionOutcome> {
+        let now = Instant::now();
+        if !self.agent_present
+            && now.duration_since(self.started_at) >= self.settings.agent_join_timeout
+        {
+            let who = self
+                .room
+                .served_agent()
+                .unwrap_or_else(|| "an agent participant".into());
+            return Some(SessionOutcome::failed(
+                EndReason::AgentTimeout,
+                format!(
+                    "{who} did not join the room within {} s",
+                    self.settings.agent_join_timeout.as_secs()
+                ),
+            ));
+        }
+        if let Some(idle) = self.settings.idle_timeout
+            && now.duration_since(self.last_audio) >= idle
+        {
+            tracing::info!(idle_s = idle.as_secs(), "no audio for the idle timeout");
+            return Some(SessionOutcome::ok(EndReason::Idle));
+        }
+        if let Some(max) = self.settings.max_duration
+            && now.duration_since(self.started_at) >= max
+        {
+            return Some(SessionOutcome::ok(EndReason::MaxDuration));
+        }
+        if let Some(since) = self.reconnecting_since
+            && now.duration_since(since) >= RECONNECT_GIVE_UP
+        {
+            return Some(SessionOutcome::failed(
+                EndReason::Disconnected,
+                format!(
+                    "lost the connection to the LiveKit room and could not resume it within {} s",
+                    RECONNECT_GIVE_UP.as_secs()
+                ),
+            ));
+        }
+        None
+    }
+}

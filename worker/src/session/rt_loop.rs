@@ -1,0 +1,285 @@
+//! The real-time loop, on a thread of its own: every 40 ms one video frame and 40 ms of audio, captured
+//! together so the receiver sees and hears them aligned.
+//!
+//! The schedule is absolute (frame `k` is due at `start + k * 40 ms`), so it never drifts; a stall longer
+//! than [`REBASE_AFTER`] restarts the schedule from now and counts the frames it could not send as dropped
+//! (audio and video slip together, so they stay aligned). The audio track is fed exactly one frame of audio per
+//! video frame, silence when nobody speaks, so the engine's audio clock and the video clock are one.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, error::TryRecvError};
+use tokio_util::sync::CancellationToken;
+
+use super::animator::Animator;
+use super::playout::{Finished, Playout, PlayoutConfig, Started, Tick};
+use super::stats::StatsWindow;
+use crate::livekit::{AudioTrack, VideoTrack};
+
+/// A stall this long restarts the schedule instead of bursting frames to catch up.
+pub const REBASE_AFTER: Duration = Duration::from_millis(200);
+/// How often figures are reported.
+const STATS_EVERY: Duration = Duration::from_secs(5);
+/// Consecutive capture failures after which the loop gives up.
+const MAX_CAPTURE_FAILURES: u32 = 25;
+/// Video frames are published this many ticks after the audio they show. The engine sends a frame's audio
+/// over the following 40 ms (10 ms at a time, in 20 ms Opus packets), so on the sender's clock the audio runs
+/// about one frame behind a frame captured with it; holding each frame back one tick lines them up (measured
+/// in the test room on the RTCP sender clock: +40 ms without, see docs/performance.md).
+const VIDEO_DELAY_FRAMES: usize = 1;
+
+/// What the session's event side tells the loop.
+#[derive(Debug)]
+pub enum LoopInput {
+    SegmentStart {
+        stream_id: String,
+        sample_rate: u32,
+        channels: u32,
+    },
+    Audio {
+        stream_id: String,
+        track: Vec<i16>,
+        features: Vec<f32>,
+        arrived: Instant,
+    },
+    SegmentEnd {
+        stream_id: String,
+    },
+    /// `lk.clear_buffer`.
+    Clear,
+}
+
+/// What the loop reports.
+#[derive(Debug)]
+pub enum LoopOutput {
+    /// The first video frame was captured.
+    FirstFrame {
+        at: Instant,
+    },
+    Started(Started),
+    Finished(Finished),
+    Stats(super::SessionStats),
+    /// The loop cannot go on (capture keeps failing).
+    Failed(String),
+}
+
+pub struct LoopParts {
+    pub video: VideoTrack,
+    pub audio: AudioTrack,
+    pub animator: Box<dyn Animator>,
+    pub playout: PlayoutConfig,
+}
+
+/// Starts the loop thread. It runs until `stop` fires, then drops the tracks.
+pub fn spawn(
+    parts: LoopParts,
+    inputs: UnboundedReceiver<LoopInput>,
+    outputs: UnboundedSender<LoopOutput>,
+    stop: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let span = tracing::Span::current();
+    std::thread::Builder::new()
+        .name("lipcast-rt".into())
+        .spawn(move || {
+            let _entered = span.enter();
+            raise_priority();
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = outputs.send(LoopOutput::Failed(format!("loop runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(run(parts, inputs, outputs, stop));
+        })
+}
+
+/// Asks the kernel to favour this thread (nice -10) over the process's other threads and neighbours, so a
+/// busy machine delays the loop less. Needs CAP_SYS_NICE (root has it); without it the loop just runs at the
+/// normal priority.
+fn raise_priority() {
+    // SAFETY: gettid and setpriority have no memory-safety preconditions.
+    let done = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -10)
+    };
+    if done != 0 {
+        tracing::debug!(
+            "cannot raise the real-time loop's priority (no CAP_SYS_NICE); running at the default"
+        );
+    }
+}
+
+async fn run(
+    parts: LoopParts,
+    mut inputs: UnboundedReceiver<LoopInput>,
+    outputs: UnboundedSender<LoopOutput>,
+    stop: CancellationToken,
+) {
+    let LoopParts {
+        video,
+        audio,
+        mut animator,
+        playout,
+    } = parts;
+    let fps = playout.fps.max(1);
+    let period = Duration::from_secs(1) / fps;
+    let mut queue = Playout::new(playout);
+    let silence = vec![0i16; playout.frame_samples()];
+    // Rendered frames waiting for their audio (VIDEO_DELAY_FRAMES deep), recycled to avoid allocations.
+    let mut delayed: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut i420 = Vec::new();
+    let start = Instant::now();
+    // Frame `index` is due at `base + (index - base_index) * period`.
+    let (mut base, mut base_index) = (start, 0u64);
+    let mut index = 0u64;
+    let mut stats = StatsWindow::new(start);
+    // When the audio queued in the engine runs out (our estimate of its playout position).
+    let mut audio_end = start;
+    let mut failures = 0u32;
+    let mut inputs_open = true;
+    loop {
+        let due = base + period * u32::try_from(index - base_index).unwrap_or(u32::MAX);
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep_until(due.into()) => {}
+        }
+        while inputs_open {
+            match inputs.try_recv() {
+                Ok(input) => apply(&mut queue, &mut *animator, &audio, input, &outputs),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => inputs_open = false,
+            }
+        }
+        let now = Instant::now();
+        if now > due + REBASE_AFTER {
+            let missed = (now - due).as_micros() / period.as_micros().max(1);
+            stats.dropped(u64::try_from(missed).unwrap_or(u64::MAX));
+            tracing::warn!(
+                late_ms = (now - due).as_millis(),
+                "the loop stalled; restarting its schedule"
+            );
+            base = now;
+            base_index = index;
+        }
+        let (tick, finished) = queue.next(&mut *animator, now);
+        for f in finished {
+            let _ = outputs.send(LoopOutput::Finished(f));
+        }
+        let cpu0 = crate::procstat::thread_cpu();
+        let (samples, started) = match tick {
+            Tick::Speech {
+                audio: samples,
+                started,
+                latency,
+            } => {
+                if animator.ready() > 0 {
+                    animator.speech_frame(index).to_i420(&mut i420);
+                } else {
+                    animator.idle_frame(index).to_i420(&mut i420);
+                }
+                if let Some(l) = latency {
+                    // The frame showing it goes out VIDEO_DELAY_FRAMES ticks from now.
+                    stats.audio_to_mouth(l + period * VIDEO_DELAY_FRAMES as u32);
+                }
+                (samples, started)
+            }
+            Tick::Idle => {
+                animator.idle_frame(index).to_i420(&mut i420);
+                (silence.clone(), None)
+            }
+        };
+        stats.render(crate::procstat::thread_cpu().saturating_sub(cpu0));
+        // Timestamps follow the schedule (not the capture jitter), in microseconds since the loop started.
+        let scheduled = base + period * u32::try_from(index - base_index).unwrap_or(u32::MAX);
+        let ts = i64::try_from(scheduled.duration_since(start).as_micros()).unwrap_or(i64::MAX);
+        delayed.push_back(std::mem::replace(
+            &mut i420,
+            spare.pop().unwrap_or_default(),
+        ));
+        let video_ok = if delayed.len() > VIDEO_DELAY_FRAMES {
+            let frame = delayed.pop_front().unwrap_or_default();
+            let done = video.capture_i420(&frame, ts);
+            spare.push(frame);
+            done
+        } else {
+            Ok(())
+        };
+        let captured = Instant::now();
+        // Audio queued in the engine ahead of this frame = how much later the room hears it than it sees it.
+        let queued = audio_end.saturating_duration_since(captured);
+        let audio_ok = audio.capture(&samples).await;
+        audio_end = audio_end.max(captured) + period;
+        match (&video_ok, &audio_ok) {
+            (Ok(()), Ok(())) => failures = 0,
+            _ => {
+                failures += 1;
+                let why = video_ok
+                    .err()
+                    .map(|e| e.to_string())
+                    .or(audio_ok.err().map(|e| e.to_string()))
+                    .unwrap_or_default();
+                tracing::warn!(error = %why, "capturing a frame failed");
+                if failures >= MAX_CAPTURE_FAILURES {
+                    let _ = outputs.send(LoopOutput::Failed(format!(
+                        "capturing frames keeps failing: {why}"
+                    )));
+                    break;
+                }
+            }
+        }
+        stats.frame(captured, queued);
+        if index == VIDEO_DELAY_FRAMES as u64 {
+            let _ = outputs.send(LoopOutput::FirstFrame { at: captured });
+        }
+        if let Some(s) = started {
+            let _ = outputs.send(LoopOutput::Started(s));
+        }
+        index += 1;
+        if captured.duration_since(stats.since()) >= STATS_EVERY {
+            let _ = outputs.send(LoopOutput::Stats(stats.take(captured, queue.queued_ms())));
+        }
+    }
+    let _ = outputs.send(LoopOutput::Stats(
+        stats.take(Instant::now(), queue.queued_ms()),
+    ));
+}
+
+fn apply(
+    queue: &mut Playout,
+    animator: &mut dyn Animator,
+    audio: &AudioTrack,
+    input: LoopInput,
+    outputs: &UnboundedSender<LoopOutput>,
+) {
+    match input {
+        LoopInput::SegmentStart {
+            stream_id,
+            sample_rate,
+            channels,
+        } => {
+            queue.start(&stream_id, sample_rate, channels);
+        }
+        LoopInput::Audio {
+            stream_id,
+            track,
+            features,
+            arrived,
+        } => queue.push(&stream_id, &track, &features, arrived),
+        LoopInput::SegmentEnd { stream_id } => queue.end(&stream_id),
+        LoopInput::Clear => {
+            // Drop what the engine still holds too, so the room stops hearing it at once.
+            if let Err(e) = audio.clear() {
+                tracing::warn!(error = %e, "clearing the engine's audio buffer failed");
+            }
+            if let Some(f) = queue.clear(animator) {
+                let _ = outputs.send(LoopOutput::Finished(f));
+            }
+        }
+    }
+}
