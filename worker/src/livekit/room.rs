@@ -214,10 +214,10 @@ impl Room {
             )
             .await
         {
-            Err(LiveKitError::Timeout { after, .. }) => {
+            Err(LiveKitError::Timeout { .. }) => {
                 return Err(LiveKitError::Timeout {
                     what: "joining the LiveKit room",
-                    after,
+                    after: options.timeout,
                 });
             }
             other => other?,

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (idempotently) and runs them all: formatting and lints, unit tests,
+# the model tests on the real ONNX Runtime, and the end-to-end tests (real supervisor and worker processes, the
+# LiveKit test room and LiveKit's Python SDK, each in its own network namespace: needs root and iproute2).
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh -E 'test(x)'    extra arguments go to cargo nextest (e.g. a filter)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { echo "test.sh: $*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "test.sh: the end-to-end tests create network namespaces and need root (run with sudo)" >&2
+  exit 1
+fi
+
+# System packages: espeak-ng (test speech), iproute2 (namespaces), python venv and pip.
+missing=()
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v ip >/dev/null || missing+=(iproute2)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The pinned run-time artifacts (ONNX Runtime, LiveKit's engine and its descriptors).
+scripts/setup.sh
+
+# The test-side Python: the LiveKit test room (aiortc) and the agent (LiveKit's Python SDK), pinned.
+want=$(sha256sum tests/room/requirements.txt | cut -c1-16)
+if [ ! -x .venv-test/bin/python ] || [ "$(cat .venv-test/.stamp 2>/dev/null)" != "$want" ]; then
+  say "creating .venv-test"
+  rm -rf .venv-test
+  python3 -m venv .venv-test
+  .venv-test/bin/pip install --quiet --disable-pip-version-check -r tests/room/requirements.txt
+  echo "$want" > .venv-test/.stamp
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  say "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+say "format and lints"
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+
+say "building (release: the real-time tests need optimised code)"
+cargo build --release --workspace --bins --locked
+
+say "tests"
+cargo nextest run --release --workspace --locked --no-fail-fast "$@"
+
+if [ -x scripts/validate-deploy.sh ] && [ $# -eq 0 ]; then
+  say "deployment files"
+  scripts/validate-deploy.sh
+fi
+say "all green"
