@@ -17,12 +17,18 @@ type Stream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Event, St
 #[tonic::async_trait]
 impl Worker for OtherVersion {
     async fn health(&self, _: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {
-        Ok(Response::new(HealthReply { contract_version: 999, ..Default::default() }))
+        Ok(Response::new(HealthReply {
+            contract_version: 999,
+            ..Default::default()
+        }))
     }
     async fn prepare(&self, _: Request<PrepareRequest>) -> Result<Response<PrepareReply>, Status> {
         Err(Status::unimplemented("double"))
     }
-    async fn start_session(&self, _: Request<StartSessionRequest>) -> Result<Response<StartSessionReply>, Status> {
+    async fn start_session(
+        &self,
+        _: Request<StartSessionRequest>,
+    ) -> Result<Response<StartSessionReply>, Status> {
         Err(Status::unimplemented("double"))
     }
     type EventsStream = Stream;
@@ -32,10 +38,16 @@ impl Worker for OtherVersion {
     async fn stop(&self, _: Request<StopRequest>) -> Result<Response<StopReply>, Status> {
         Err(Status::unimplemented("double"))
     }
-    async fn benchmark(&self, _: Request<BenchmarkRequest>) -> Result<Response<BenchmarkReply>, Status> {
+    async fn benchmark(
+        &self,
+        _: Request<BenchmarkRequest>,
+    ) -> Result<Response<BenchmarkReply>, Status> {
         Err(Status::unimplemented("double"))
     }
-    async fn test_frame(&self, _: Request<TestFrameRequest>) -> Result<Response<TestFrameReply>, Status> {
+    async fn test_frame(
+        &self,
+        _: Request<TestFrameRequest>,
+    ) -> Result<Response<TestFrameReply>, Status> {
         Err(Status::unimplemented("double"))
     }
 }
@@ -52,21 +64,30 @@ async fn supervisor_refuses_a_worker_of_another_version() {
     );
     let mut c = client::client(client::channel(&socket).expect("channel"));
     let err = client::handshake(&mut c).await.expect_err("must refuse");
-    assert!(matches!(err, ClientError::VersionMismatch { worker: 999 }), "{err}");
-    assert!(err.to_string().contains("999") && err.to_string().contains(&CONTRACT_VERSION.to_string()));
+    assert!(
+        matches!(err, ClientError::VersionMismatch { worker: 999 }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("999") && err.to_string().contains(&CONTRACT_VERSION.to_string())
+    );
 }
 
 #[tokio::test]
 async fn a_real_worker_refuses_a_supervisor_of_another_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("w.sock");
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/lipcast-worker");
+    let bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/lipcast-worker");
     let bin = if bin.is_file() {
         bin
     } else {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/lipcast-worker")
     };
-    assert!(bin.is_file(), "build lipcast-worker first (cargo build --release --bins)");
+    assert!(
+        bin.is_file(),
+        "build lipcast-worker first (cargo build --release --bins)"
+    );
     let mut child = tokio::process::Command::new(bin)
         .args(["serve", "--socket"])
         .arg(&socket)
@@ -76,7 +97,12 @@ async fn a_real_worker_refuses_a_supervisor_of_another_version() {
     let mut c = client::client(client::channel(&socket).expect("channel"));
     let mut answer = None;
     for _ in 0..200 {
-        match c.health(HealthRequest { contract_version: CONTRACT_VERSION + 1 }).await {
+        match c
+            .health(HealthRequest {
+                contract_version: CONTRACT_VERSION + 1,
+            })
+            .await
+        {
             Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown => {
                 tokio::time::sleep(Duration::from_millis(25)).await
             }
@@ -86,11 +112,24 @@ async fn a_real_worker_refuses_a_supervisor_of_another_version() {
             }
         }
     }
-    let status = answer.expect("the worker answered").expect_err("must refuse");
+    let status = answer
+        .expect("the worker answered")
+        .expect_err("must refuse");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-    assert!(status.message().contains("contract version mismatch"), "{}", status.message());
+    assert!(
+        status.message().contains("contract version mismatch"),
+        "{}",
+        status.message()
+    );
     // Stop the idle worker: it exits by itself.
-    c.stop(StopRequest { reason: "test".into() }).await.expect("stop");
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits").expect("status");
+    c.stop(StopRequest {
+        reason: "test".into(),
+    })
+    .await
+    .expect("stop");
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
     assert!(exit.success(), "{exit}");
 }

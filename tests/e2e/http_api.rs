@@ -37,7 +37,13 @@ fn tmp(name: &str) -> std::path::PathBuf {
 }
 
 fn avatar_token(room: &str, identity: &str) -> String {
-    token::mint("whatever", identity, room, "agent", &[("lk.publish_on_behalf", "agent")])
+    token::mint(
+        "whatever",
+        identity,
+        room,
+        "agent",
+        &[("lk.publish_on_behalf", "agent")],
+    )
 }
 
 fn json_launch(url: &str, room: &str, identity: &str) -> Value {
@@ -65,7 +71,10 @@ fn http_routes_and_errors() {
     let sup = start("routes", &[("MAX_SESSIONS", "2")]);
     let (s, health) = sup.get("/health");
     assert_eq!(s, 200);
-    assert_eq!(health, json!({"status": "healthy", "active_sessions": 0, "max_sessions": 2}));
+    assert_eq!(
+        health,
+        json!({"status": "healthy", "active_sessions": 0, "max_sessions": 2})
+    );
     let (s, ready) = sup.get("/ready");
     assert_eq!(s, 200);
     assert_eq!(ready["status"], "ready");
@@ -73,16 +82,30 @@ fn http_routes_and_errors() {
     assert_eq!(ready["available_sessions"], 2);
 
     // JSON launch (what the plugin sends by default).
-    let (s, r) = sup.post_json("/launch", &json_launch(&lk, "room-a", "av-a"), &[("api-secret", "ignored")]);
+    let (s, r) = sup.post_json(
+        "/launch",
+        &json_launch(&lk, "room-a", "av-a"),
+        &[("api-secret", "ignored")],
+    );
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["status"], "pending");
     assert_eq!(r["room_name"], "room-a");
     let id = r["task_id"].as_str().unwrap_or_default().to_owned();
-    assert!(id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+    assert!(
+        id.len() == 12
+            && id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{id}"
+    );
 
     // Idempotent: the same room and avatar identity return the same task.
     let (s, again) = sup.post_json("/launch", &json_launch(&lk, "room-a", "av-a"), &[]);
-    assert_eq!((s, again["task_id"].as_str()), (200, Some(id.as_str())), "{again}");
+    assert_eq!(
+        (s, again["task_id"].as_str()),
+        (200, Some(id.as_str())),
+        "{again}"
+    );
 
     // Multipart with a file, and with no portrait at all (the shipped default).
     let form = reqwest::blocking::multipart::Form::new()
@@ -91,9 +114,17 @@ fn http_routes_and_errors() {
         .text("room_name", "room-b")
         .text("prompt", "You are friendly.")
         .text("model", "expression");
-    let r = sup.http.post(sup.url("/launch")).multipart(form).send().unwrap_or_else(|e| panic!("{e}"));
+    let r = sup
+        .http
+        .post(sup.url("/launch"))
+        .multipart(form)
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 200);
-    let b_id = r.json::<Value>().map(|v| v["task_id"].as_str().unwrap_or_default().to_owned()).unwrap_or_default();
+    let b_id = r
+        .json::<Value>()
+        .map(|v| v["task_id"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
 
     // Full: 503 at_capacity.
     let (s, full) = sup.post_json("/launch", &json_launch(&lk, "room-c", "av-c"), &[]);
@@ -101,7 +132,11 @@ fn http_routes_and_errors() {
     assert!(is_error(&full, "at_capacity"), "{full}");
     assert_eq!(full["detail"], "2 of 2 sessions in use");
     let (s, ready) = sup.get("/ready");
-    assert_eq!((s, ready["status"].as_str()), (503, Some("at_capacity")), "{ready}");
+    assert_eq!(
+        (s, ready["status"].as_str()),
+        (503, Some("at_capacity")),
+        "{ready}"
+    );
 
     // Tasks.
     let (s, list) = sup.get("/tasks");
@@ -109,13 +144,26 @@ fn http_routes_and_errors() {
     let tasks = list["tasks"].as_array().cloned().unwrap_or_default();
     assert_eq!(tasks.len(), 2);
     for t in &tasks {
-        for key in ["task_id", "room_name", "status", "created_at", "completed_at", "error"] {
+        for key in [
+            "task_id",
+            "room_name",
+            "status",
+            "created_at",
+            "completed_at",
+            "error",
+        ] {
             assert!(t.get(key).is_some(), "task lacks {key}: {t}");
         }
         let text = t.to_string();
-        assert!(!text.contains("livekit_token") && !text.contains("eyJ"), "a token leaked into /tasks: {t}");
+        assert!(
+            !text.contains("livekit_token") && !text.contains("eyJ"),
+            "a token leaked into /tasks: {t}"
+        );
         let created = t["created_at"].as_str().unwrap_or_default();
-        assert!(created.len() == 20 && created.ends_with('Z') && &created[10..11] == "T", "{created}");
+        assert!(
+            created.len() == 20 && created.ends_with('Z') && &created[10..11] == "T",
+            "{created}"
+        );
     }
     let (s, one) = sup.get(&format!("/tasks/{id}"));
     assert_eq!((s, one["status"].as_str()), (200, Some("pending")), "{one}");
@@ -135,15 +183,32 @@ fn http_routes_and_errors() {
     assert_eq!(bench["device"], "cpu");
     assert_eq!(bench["gpu"], Value::Null);
     assert_eq!(bench["vram_gb"], 0.0);
-    assert!(bench["avg_ms"].as_f64().is_some_and(|v| v > 0.0) && bench["fps"].as_f64().is_some_and(|v| v > 25.0), "{bench}");
+    assert!(
+        bench["avg_ms"].as_f64().is_some_and(|v| v > 0.0)
+            && bench["fps"].as_f64().is_some_and(|v| v > 25.0),
+        "{bench}"
+    );
     println!("MEASURED /benchmark {bench}");
     let (s, bad) = sup.post("/benchmark?iterations=abc");
     assert_eq!(s, 400, "{bad}");
-    let r = sup.http.get(sup.url("/test-frame")).send().unwrap_or_else(|e| panic!("{e}"));
+    let r = sup
+        .http
+        .get(sup.url("/test-frame"))
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(r.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("image/jpeg"));
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/jpeg")
+    );
     let jpeg = r.bytes().unwrap_or_default();
-    assert!(jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.len() > 10_000, "not a JPEG ({} bytes)", jpeg.len());
+    assert!(
+        jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.len() > 10_000,
+        "not a JPEG ({} bytes)",
+        jpeg.len()
+    );
 
     // Errors: JSON with the right status.
     let cases: Vec<(&str, reqwest::blocking::RequestBuilder, u16, &str)> = vec![
@@ -184,7 +249,11 @@ fn http_routes_and_errors() {
     assert_eq!(s, 400, "{r}");
     assert!(is_error(&r, "unknown_avatar"), "{r}");
     let (_, list) = sup.get("/tasks");
-    assert_eq!(list["tasks"].as_array().map_or(0, Vec::len), 2, "refused launches must leave no task: {list}");
+    assert_eq!(
+        list["tasks"].as_array().map_or(0, Vec::len),
+        2,
+        "refused launches must leave no task: {list}"
+    );
 }
 
 /// A PNG of flat colour (no face).
@@ -195,7 +264,11 @@ fn image_png(w: u32, h: u32) -> Vec<u8> {
         for &b in data {
             c ^= u32::from(b);
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
         }
         !c
@@ -249,33 +322,65 @@ fn http_auth() {
     let lk = blackhole();
     let sup = start("auth", &[("API_SECRET", SECRET)]);
     assert!(
-        !sup.log().iter().any(|l| l.contains("API_SECRET is not set")),
+        !sup.log()
+            .iter()
+            .any(|l| l.contains("API_SECRET is not set")),
         "no warning when a secret is set"
     );
     // Probes stay open; everything else needs the secret.
     assert_eq!(sup.get("/health").0, 200);
     assert_eq!(sup.get("/ready").0, 200);
     assert_eq!(sup.get("/metrics").0, 200);
-    for (path, post) in [("/tasks", false), ("/tasks/abc", false), ("/tasks/abc/stop", true), ("/benchmark", true), ("/test-frame", false)] {
-        let req = if post { sup.http.post(sup.url(path)) } else { sup.http.get(sup.url(path)) };
-        let r = req.try_clone().and_then(|r| r.send().ok()).unwrap_or_else(|| panic!("{path}"));
+    for (path, post) in [
+        ("/tasks", false),
+        ("/tasks/abc", false),
+        ("/tasks/abc/stop", true),
+        ("/benchmark", true),
+        ("/test-frame", false),
+    ] {
+        let req = if post {
+            sup.http.post(sup.url(path))
+        } else {
+            sup.http.get(sup.url(path))
+        };
+        let r = req
+            .try_clone()
+            .and_then(|r| r.send().ok())
+            .unwrap_or_else(|| panic!("{path}"));
         assert_eq!(r.status().as_u16(), 401, "{path} without the secret");
-        let r = req.header("api-secret", "wrong").send().unwrap_or_else(|e| panic!("{e}"));
+        let r = req
+            .header("api-secret", "wrong")
+            .send()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status().as_u16(), 401, "{path} with a wrong secret");
     }
     assert_eq!(
-        sup.http.get(sup.url("/tasks")).header("api-secret", SECRET).send().map(|r| r.status().as_u16()).unwrap_or(0),
+        sup.http
+            .get(sup.url("/tasks"))
+            .header("api-secret", SECRET)
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
         200
     );
     assert_eq!(
-        sup.http.get(sup.url("/tasks")).bearer_auth(SECRET).send().map(|r| r.status().as_u16()).unwrap_or(0),
+        sup.http
+            .get(sup.url("/tasks"))
+            .bearer_auth(SECRET)
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
         200
     );
     // /launch: the JSON shape of the plugin (api-secret header) ...
     let (s, r) = sup.post_json("/launch", &json_launch(&lk, "r1", "a1"), &[]);
     assert_eq!(s, 401, "{r}");
     assert!(is_error(&r, "unauthorized"));
-    let (s, r) = sup.post_json("/launch", &json_launch(&lk, "r1", "a1"), &[("api-secret", SECRET)]);
+    let (s, r) = sup.post_json(
+        "/launch",
+        &json_launch(&lk, "r1", "a1"),
+        &[("api-secret", SECRET)],
+    );
     assert_eq!(s, 200, "{r}");
     // ... the multipart shape (Authorization: Bearer, avatar_image named avatar.jpg) ...
     let part = reqwest::blocking::multipart::Part::bytes(paths::default_portrait())
@@ -288,7 +393,13 @@ fn http_auth() {
         .text("room_name", "r2")
         .text("model", "expression")
         .part("avatar_image", part);
-    let r = sup.http.post(sup.url("/launch?async=true")).bearer_auth(SECRET).multipart(form).send().unwrap_or_else(|e| panic!("{e}"));
+    let r = sup
+        .http
+        .post(sup.url("/launch?async=true"))
+        .bearer_auth(SECRET)
+        .multipart(form)
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 200);
     // ... and the form field.
     let form = reqwest::blocking::multipart::Form::new()
@@ -296,20 +407,36 @@ fn http_auth() {
         .text("livekit_token", avatar_token("r3", "a3"))
         .text("room_name", "r3")
         .text("api_secret", SECRET);
-    let r = sup.http.post(sup.url("/launch")).multipart(form).send().unwrap_or_else(|e| panic!("{e}"));
+    let r = sup
+        .http
+        .post(sup.url("/launch"))
+        .multipart(form)
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 200);
     let form = reqwest::blocking::multipart::Form::new()
         .text("livekit_url", lk)
         .text("livekit_token", avatar_token("r4", "a4"))
         .text("room_name", "r4")
         .text("api_secret", "wrong");
-    let r = sup.http.post(sup.url("/launch")).multipart(form).send().unwrap_or_else(|e| panic!("{e}"));
+    let r = sup
+        .http
+        .post(sup.url("/launch"))
+        .multipart(form)
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 401);
     // The secret and tokens appear nowhere: logs, database, /tasks, /metrics.
     let tokens = [avatar_token("r1", "a1"), avatar_token("r2", "a2")];
     let (_, tasks) = sup.get("/tasks");
     let _ = tasks;
-    let listed = sup.http.get(sup.url("/tasks")).header("api-secret", SECRET).send().and_then(|r| r.text()).unwrap_or_default();
+    let listed = sup
+        .http
+        .get(sup.url("/tasks"))
+        .header("api-secret", SECRET)
+        .send()
+        .and_then(|r| r.text())
+        .unwrap_or_default();
     let metrics = sup.metrics_text();
     let log = sup.log().join("\n");
     let mut db = Vec::new();
@@ -319,20 +446,43 @@ fn http_auth() {
         }
     }
     let db = String::from_utf8_lossy(&db);
-    for (name, text) in [("/tasks", listed.as_str()), ("/metrics", metrics.as_str()), ("log", log.as_str()), ("database", &*db)] {
-        assert!(!text.contains(SECRET), "the API secret leaked into the {name}");
+    for (name, text) in [
+        ("/tasks", listed.as_str()),
+        ("/metrics", metrics.as_str()),
+        ("log", log.as_str()),
+        ("database", &*db),
+    ] {
+        assert!(
+            !text.contains(SECRET),
+            "the API secret leaked into the {name}"
+        );
         for t in &tokens {
             let sig = t.rsplit('.').next().unwrap_or(t);
-            assert!(!text.contains(sig), "a LiveKit token leaked into the {name}");
+            assert!(
+                !text.contains(sig),
+                "a LiveKit token leaked into the {name}"
+            );
         }
     }
 }
 
 #[test]
 fn http_metrics_auth_setting() {
-    let sup = start("metrics-auth", &[("API_SECRET", SECRET), ("METRICS_REQUIRE_AUTH", "true"), ("AUTO_PREWARM", "false")]);
+    let sup = start(
+        "metrics-auth",
+        &[
+            ("API_SECRET", SECRET),
+            ("METRICS_REQUIRE_AUTH", "true"),
+            ("AUTO_PREWARM", "false"),
+        ],
+    );
     assert_eq!(sup.get("/metrics").0, 401);
-    let r = sup.http.get(sup.url("/metrics")).bearer_auth(SECRET).send().unwrap_or_else(|e| panic!("{e}"));
+    let r = sup
+        .http
+        .get(sup.url("/metrics"))
+        .bearer_auth(SECRET)
+        .send()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status().as_u16(), 200);
 }
 
@@ -362,9 +512,15 @@ fn http_admission_is_atomic_under_a_storm() {
             })
         })
         .collect();
-    let results: Vec<(u16, Value, Duration)> = handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panic!("thread"))).collect();
+    let results: Vec<(u16, Value, Duration)> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or_else(|_| panic!("thread")))
+        .collect();
     let admitted = results.iter().filter(|r| r.0 == 200).count();
-    let refused = results.iter().filter(|r| r.0 == 503 && is_error(&r.1, "at_capacity")).count();
+    let refused = results
+        .iter()
+        .filter(|r| r.0 == 503 && is_error(&r.1, "at_capacity"))
+        .count();
     let mut lat: Vec<u128> = results.iter().map(|r| r.2.as_millis()).collect();
     lat.sort_unstable();
     println!(
@@ -398,19 +554,33 @@ fn http_pruning_and_restart() {
     for i in 0..5 {
         let (s, r) = sup.post_json("/launch", &json_launch(&lk, &format!("p{i}"), "av"), &[]);
         assert_eq!(s, 200, "{r}");
-        sup.post(&format!("/tasks/{}/stop", r["task_id"].as_str().unwrap_or_default()));
+        sup.post(&format!(
+            "/tasks/{}/stop",
+            r["task_id"].as_str().unwrap_or_default()
+        ));
     }
     // By count: at most 3 terminal tasks (+ the active one).
     let deadline = Instant::now() + Duration::from_secs(5);
     let count = |sup: &Supervisor| sup.get("/tasks").1["tasks"].as_array().map_or(0, Vec::len);
     while count(&sup) > 4 {
-        assert!(Instant::now() < deadline, "not pruned by count: {}", count(&sup));
+        assert!(
+            Instant::now() < deadline,
+            "not pruned by count: {}",
+            count(&sup)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(count(&sup), 4);
 
     let ids_of = |v: &Value| -> Vec<String> {
-        v["tasks"].as_array().map(|t| t.iter().filter_map(|t| t["task_id"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        v["tasks"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["task_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let before = ids_of(&sup.get("/tasks").1);
     assert!(before.contains(&active_id), "the active task was evicted");
@@ -423,12 +593,19 @@ fn http_pruning_and_restart() {
     let sup = Supervisor::start_in(&data_dir, &env);
     let after = ids_of(&sup.get("/tasks").1);
     let kept: Vec<&String> = before.iter().filter(|id| **id != active_id).collect();
-    assert!(kept.iter().all(|id| after.contains(id)), "history lost over a restart: {before:?} -> {after:?}");
+    assert!(
+        kept.iter().all(|id| after.contains(id)),
+        "history lost over a restart: {before:?} -> {after:?}"
+    );
     assert_eq!(after.len(), 3, "{after:?}");
     // By age: all terminal tasks go after TASK_RETENTION_SECONDS.
     let deadline = Instant::now() + Duration::from_secs(10);
     while count(&sup) > 0 {
-        assert!(Instant::now() < deadline, "not pruned by age: {}", count(&sup));
+        assert!(
+            Instant::now() < deadline,
+            "not pruned by age: {}",
+            count(&sup)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -444,10 +621,18 @@ fn http_blocking_launch_and_named_avatars() {
     body["async_mode"] = Value::Bool(false);
     let t = Instant::now();
     let (s, r) = sup.post_json("/launch", &body, &[]);
-    println!("blocking launch returned after {} ms: {r}", t.elapsed().as_millis());
+    println!(
+        "blocking launch returned after {} ms: {r}",
+        t.elapsed().as_millis()
+    );
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["status"], "failed", "{r}");
-    assert!(r["error"].as_str().is_some_and(|e| e.contains("timed out") || e.contains("unreachable")), "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out") || e.contains("unreachable")),
+        "{r}"
+    );
     // ?async=false on the URL is honoured too.
     let r = sup
         .http
@@ -461,12 +646,16 @@ fn http_blocking_launch_and_named_avatars() {
     // avatar_id names DATA_DIR/avatars/<id>.jpg.
     let avatars = sup.data_dir.join("avatars");
     std::fs::create_dir_all(&avatars).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(avatars.join("astro.jpg"), paths::default_portrait()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(avatars.join("astro.jpg"), paths::default_portrait())
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut body = json_launch(&lk, "named", "av");
     body["image"] = Value::Null;
     body["agent_id"] = Value::from("astro");
     let (s, r) = sup.post_json("/launch", &body, &[]);
     assert_eq!(s, 200, "{r}");
-    let (_, t) = sup.get(&format!("/tasks/{}", r["task_id"].as_str().unwrap_or_default()));
+    let (_, t) = sup.get(&format!(
+        "/tasks/{}",
+        r["task_id"].as_str().unwrap_or_default()
+    ));
     assert_eq!(t["avatar_id"], "astro");
 }

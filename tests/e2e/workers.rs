@@ -14,8 +14,19 @@ use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(400);
 
-fn launch(env: &TestEnv, sup: &Supervisor, room: &RoomProcess, room_name: &str, avatar: &str) -> (u16, Value) {
-    let token = env.mint(avatar, room_name, "agent", &[("lk.publish_on_behalf", "agent")]);
+fn launch(
+    env: &TestEnv,
+    sup: &Supervisor,
+    room: &RoomProcess,
+    room_name: &str,
+    avatar: &str,
+) -> (u16, Value) {
+    let token = env.mint(
+        avatar,
+        room_name,
+        "agent",
+        &[("lk.publish_on_behalf", "agent")],
+    );
     let body = json!({
         "livekit_url": room.url(), "livekit_token": token, "room_name": room_name,
         "image": STANDARD.encode(paths::default_portrait()),
@@ -23,10 +34,19 @@ fn launch(env: &TestEnv, sup: &Supervisor, room: &RoomProcess, room_name: &str, 
     sup.post_json("/launch", &body, &[])
 }
 
-fn launched(env: &TestEnv, sup: &Supervisor, room: &RoomProcess, room_name: &str, avatar: &str) -> String {
+fn launched(
+    env: &TestEnv,
+    sup: &Supervisor,
+    room: &RoomProcess,
+    room_name: &str,
+    avatar: &str,
+) -> String {
     let (status, body) = launch(env, sup, room, room_name, avatar);
     assert_eq!(status, 200, "launch: {body}");
-    body["task_id"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned()
+    body["task_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned()
 }
 
 /// The PID serving `task_id`: the supervisor's child whose log lines carry the task id.
@@ -45,7 +65,10 @@ fn worker_of(sup: &Supervisor, task_id: &str) -> u32 {
                 return pid;
             }
         }
-        assert!(Instant::now() < deadline, "no worker log line names task {task_id}");
+        assert!(
+            Instant::now() < deadline,
+            "no worker log line names task {task_id}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -58,13 +81,17 @@ fn zombies_of(pid: u32) -> Vec<u32> {
 }
 
 fn signal(pid: u32, sig: Signal) {
-    kill(Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)), sig).unwrap_or_else(|e| panic!("kill {pid}: {e}"));
+    kill(Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)), sig)
+        .unwrap_or_else(|e| panic!("kill {pid}: {e}"));
 }
 
 fn wait_gone(pid: u32, within: Duration) -> Duration {
     let t = Instant::now();
     while exists(pid) {
-        assert!(t.elapsed() < within, "process {pid} still exists after {within:?}");
+        assert!(
+            t.elapsed() < within,
+            "process {pid} still exists after {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     t.elapsed()
@@ -79,9 +106,17 @@ fn workers_stop_crash_and_hang() {
 /// reaped; each time the slot comes back and no zombie is left.
 fn stop_crash_and_hang(env: &TestEnv) {
     let room = RoomProcess::start(env, 7880);
-    let sup = Supervisor::start(&env.out_dir, &[("MAX_SESSIONS", "1"), ("WARM_WORKERS", "1")]);
+    let sup = Supervisor::start(
+        &env.out_dir,
+        &[("MAX_SESSIONS", "1"), ("WARM_WORKERS", "1")],
+    );
     sup.wait_ready(Duration::from_secs(60));
-    let mut agent = Agent::start(&room.url(), &env.mint("agent", "r", "agent", &[]), "avatar", false);
+    let mut agent = Agent::start(
+        &room.url(),
+        &env.mint("agent", "r", "agent", &[]),
+        "avatar",
+        false,
+    );
     agent.expect("connected", Duration::from_secs(20));
 
     // Stop.
@@ -90,11 +125,24 @@ fn stop_crash_and_hang(env: &TestEnv) {
     let pid = worker_of(&sup, &task);
     let t = Instant::now();
     let (status, stopped) = sup.post(&format!("/tasks/{task}/stop"));
-    assert_eq!((status, stopped["status"].as_str()), (200, Some("cancelled")), "{stopped}");
+    assert_eq!(
+        (status, stopped["status"].as_str()),
+        (200, Some("cancelled")),
+        "{stopped}"
+    );
     let (_, ready) = sup.get("/ready");
-    println!("MEASURED stop -> slot free in {} ms: {ready}", t.elapsed().as_millis());
-    assert_eq!(ready["available_sessions"], 1, "the slot must be free right after the stop: {ready}");
-    println!("MEASURED stop -> worker gone in {} ms", wait_gone(pid, Duration::from_secs(10)).as_millis());
+    println!(
+        "MEASURED stop -> slot free in {} ms: {ready}",
+        t.elapsed().as_millis()
+    );
+    assert_eq!(
+        ready["available_sessions"], 1,
+        "the slot must be free right after the stop: {ready}"
+    );
+    println!(
+        "MEASURED stop -> worker gone in {} ms",
+        wait_gone(pid, Duration::from_secs(10)).as_millis()
+    );
     let (_, again) = sup.post(&format!("/tasks/{task}/stop"));
     assert_eq!(again["status"], "cancelled", "stop is idempotent");
     assert!(zombies_of(sup.pid()).is_empty());
@@ -107,14 +155,26 @@ fn stop_crash_and_hang(env: &TestEnv) {
     let t = Instant::now();
     signal(pid, Signal::SIGKILL);
     let failed = sup.wait_task(&task, Duration::from_secs(3), |t| t["status"] == "failed");
-    println!("MEASURED kill -9 -> task failed in {} ms: {}", t.elapsed().as_millis(), failed["error"]);
-    assert!(failed["error"].as_str().is_some_and(|e| e.contains("SIGKILL")), "{failed}");
+    println!(
+        "MEASURED kill -9 -> task failed in {} ms: {}",
+        t.elapsed().as_millis(),
+        failed["error"]
+    );
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("SIGKILL")),
+        "{failed}"
+    );
     wait_gone(pid, Duration::from_secs(3));
     assert!(zombies_of(sup.pid()).is_empty(), "zombie left behind");
 
     // SIGSTOP: the health monitor notices and kills it.
     let ready = sup.wait_ready(Duration::from_secs(30));
-    assert_eq!(ready["available_sessions"], 1, "the slot must be reusable: {ready}");
+    assert_eq!(
+        ready["available_sessions"], 1,
+        "the slot must be reusable: {ready}"
+    );
     let task = launched(env, &sup, &room, "r", "avatar");
     sup.wait_task(&task, Duration::from_secs(10), |t| t["status"] == "running");
     let pid = worker_of(&sup, &task);
@@ -122,16 +182,28 @@ fn stop_crash_and_hang(env: &TestEnv) {
     signal(pid, Signal::SIGSTOP);
     let gone = wait_gone(pid, Duration::from_secs(15));
     let failed = sup.wait_task(&task, Duration::from_secs(3), |t| t["status"] == "failed");
-    println!("MEASURED SIGSTOP -> killed and reaped in {} ms: {}", gone.as_millis(), failed["error"]);
-    assert!(gone <= Duration::from_secs(12), "a hung worker must be killed within 10 s (took {gone:?})");
+    println!(
+        "MEASURED SIGSTOP -> killed and reaped in {} ms: {}",
+        gone.as_millis(),
+        failed["error"]
+    );
+    assert!(
+        gone <= Duration::from_secs(12),
+        "a hung worker must be killed within 10 s (took {gone:?})"
+    );
     assert!(zombies_of(sup.pid()).is_empty());
     let kills = sup.metrics_text();
-    assert!(kills.contains("lipcast_worker_kills_total{reason=\"hung\"} 1"), "hung kill not counted");
+    assert!(
+        kills.contains("lipcast_worker_kills_total{reason=\"hung\"} 1"),
+        "hung kill not counted"
+    );
     let _ = t;
 
     // The worker's own log lines reach the supervisor's log with the task id.
     assert!(
-        sup.log().iter().any(|l| l.contains("lipcast::worker") && l.contains(&task) && l.contains("joined LiveKit room")),
+        sup.log().iter().any(|l| l.contains("lipcast::worker")
+            && l.contains(&task)
+            && l.contains("joined LiveKit room")),
         "worker log lines with the task id are missing"
     );
     drop(agent);
@@ -139,7 +211,11 @@ fn stop_crash_and_hang(env: &TestEnv) {
 
 #[test]
 fn workers_supervisor_crash_and_shutdown() {
-    in_namespace("workers_supervisor_crash_and_shutdown", LIMIT, supervisor_crash_and_shutdown);
+    in_namespace(
+        "workers_supervisor_crash_and_shutdown",
+        LIMIT,
+        supervisor_crash_and_shutdown,
+    );
 }
 
 /// `kill -9` of the supervisor: its workers die with it (PDEATHSIG and the guard pipe), a restart finds no
@@ -152,14 +228,21 @@ fn supervisor_crash_and_shutdown(env: &TestEnv) {
     sup.wait_task(&task, Duration::from_secs(10), |t| t["status"] == "running");
     sup.wait_warm(1, Duration::from_secs(30));
     let workers = sup.worker_pids();
-    assert!(workers.len() >= 2, "a session worker and a warm one: {workers:?}");
+    assert!(
+        workers.len() >= 2,
+        "a session worker and a warm one: {workers:?}"
+    );
     let data_dir = sup.data_dir.clone();
     let t = Instant::now();
     sup.kill9();
     for pid in &workers {
         wait_gone(*pid, Duration::from_secs(5));
     }
-    println!("MEASURED supervisor kill -9 -> all {} workers gone in {} ms", workers.len(), t.elapsed().as_millis());
+    println!(
+        "MEASURED supervisor kill -9 -> all {} workers gone in {} ms",
+        workers.len(),
+        t.elapsed().as_millis()
+    );
 
     let sup = Supervisor::start_in(&data_dir, &[("WARM_WORKERS", "1")]);
     let old = sup.wait_task(&task, Duration::from_secs(5), |t| t["status"] != "running");
@@ -181,7 +264,10 @@ fn supervisor_crash_and_shutdown(env: &TestEnv) {
         assert_eq!(r.status().as_u16(), 503, "/ready during shutdown");
     }
     let status = sup.terminate(Duration::from_secs(20));
-    println!("MEASURED SIGTERM -> exit {status} in {} ms", t.elapsed().as_millis());
+    println!(
+        "MEASURED SIGTERM -> exit {status} in {} ms",
+        t.elapsed().as_millis()
+    );
     assert!(status.success(), "exit status {status}");
     for w in workers {
         assert!(!exists(w), "worker {w} outlived the supervisor");
@@ -216,7 +302,10 @@ fn supervisor_figures(pid: u32) -> (u64, usize, usize) {
 /// memory growth in the supervisor. LIPCAST_CYCLES (default 30) sets how many; the soak script runs 1000.
 fn cycles_and_warm_pool(env: &TestEnv) {
     let room = RoomProcess::start(env, 7880);
-    let cycles: usize = std::env::var("LIPCAST_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let cycles: usize = std::env::var("LIPCAST_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
 
     // Cold: no prewarming, every launch starts a worker.
     let cold = Supervisor::start(&env.out_dir, &[("AUTO_PREWARM", "false")]);
@@ -226,12 +315,18 @@ fn cycles_and_warm_pool(env: &TestEnv) {
         let t = Instant::now();
         let task = launched(env, &cold, &room, &format!("cold{i}"), "a");
         let run = cold.wait_task(&task, Duration::from_secs(20), |t| t["status"] == "running");
-        cold_ms.push((t.elapsed().as_millis(), run["first_frame_ms"].as_i64().unwrap_or(-1)));
+        cold_ms.push((
+            t.elapsed().as_millis(),
+            run["first_frame_ms"].as_i64().unwrap_or(-1),
+        ));
         cold.post(&format!("/tasks/{task}/stop"));
     }
     drop(cold);
 
-    let sup = Supervisor::start(&env.out_dir, &[("WARM_WORKERS", "1"), ("MAX_SESSIONS", "4")]);
+    let sup = Supervisor::start(
+        &env.out_dir,
+        &[("WARM_WORKERS", "1"), ("MAX_SESSIONS", "4")],
+    );
     sup.wait_ready(Duration::from_secs(60));
     let mut warm_ms = Vec::new();
     for i in 0..3 {
@@ -239,16 +334,24 @@ fn cycles_and_warm_pool(env: &TestEnv) {
         let t = Instant::now();
         let task = launched(env, &sup, &room, &format!("warm{i}"), "a");
         let run = sup.wait_task(&task, Duration::from_secs(20), |t| t["status"] == "running");
-        warm_ms.push((t.elapsed().as_millis(), run["first_frame_ms"].as_i64().unwrap_or(-1)));
+        warm_ms.push((
+            t.elapsed().as_millis(),
+            run["first_frame_ms"].as_i64().unwrap_or(-1),
+        ));
         sup.post(&format!("/tasks/{task}/stop"));
     }
-    println!("MEASURED launch -> running (wall ms, first_frame_ms): cold {cold_ms:?} warm {warm_ms:?}");
+    println!(
+        "MEASURED launch -> running (wall ms, first_frame_ms): cold {cold_ms:?} warm {warm_ms:?}"
+    );
     let median = |v: &mut Vec<(u128, i64)>| {
         v.sort();
         v[v.len() / 2].0
     };
     let (c, w) = (median(&mut cold_ms.clone()), median(&mut warm_ms.clone()));
-    assert!(w < c, "warm launches ({w} ms) must be faster than cold ones ({c} ms)");
+    assert!(
+        w < c,
+        "warm launches ({w} ms) must be faster than cold ones ({c} ms)"
+    );
 
     // Cycles.
     sup.wait_warm(1, Duration::from_secs(30));
@@ -284,10 +387,23 @@ fn cycles_and_warm_pool(env: &TestEnv) {
         workers_before,
         workers_after
     );
-    assert_eq!(workers_after, workers_before, "worker processes left behind");
+    assert_eq!(
+        workers_after, workers_before,
+        "worker processes left behind"
+    );
     assert!(zombies_of(sup.pid()).is_empty(), "zombies left behind");
-    assert!(after.1 <= before.1 + 4, "fd leak: {} -> {}", before.1, after.1);
-    assert!(after.0 <= before.0 + 20_000, "supervisor RSS grew {} -> {} kB", before.0, after.0);
+    assert!(
+        after.1 <= before.1 + 4,
+        "fd leak: {} -> {}",
+        before.1,
+        after.1
+    );
+    assert!(
+        after.0 <= before.0 + 20_000,
+        "supervisor RSS grew {} -> {} kB",
+        before.0,
+        after.0
+    );
     let (_, tasks) = sup.get("/tasks");
     let n = tasks["tasks"].as_array().map_or(0, Vec::len);
     assert_eq!(n, 3 + cycles, "every task is in the history");
