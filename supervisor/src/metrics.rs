@@ -123,6 +123,23 @@ impl Metrics {
             build: Arc::new(Mutex::new(None)),
         };
         m.sessions_max.set(i64::from(max_sessions));
+        // Every label value exists from the start (at 0), so dashboards and rate() see a series before the
+        // first event.
+        for result in ["accepted", "existing", "at_capacity", "rejected", "error"] {
+            let _ = m.launches.get_or_create(&ResultLabel { result });
+        }
+        for status in ["completed", "failed", "cancelled"] {
+            let _ = m.tasks_finished.get_or_create(&StatusLabel { status });
+        }
+        for pool in ["warm", "cold"] {
+            let _ = m.time_to_first_frame.get_or_create(&PoolLabel { pool });
+        }
+        for kind in ["clean", "crashed", "killed"] {
+            let _ = m.worker_exits.get_or_create(&KindLabel { kind });
+        }
+        for reason in ["hung", "stopped", "shutdown", "excess"] {
+            let _ = m.worker_kills.get_or_create(&ReasonLabel { reason });
+        }
         registry.register(
             "model_ready",
             "1 once a worker loaded and verified the model pack",

@@ -16,13 +16,28 @@ use crate::sessions::Launch;
 use crate::token;
 
 pub async fn launch(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    // Every launch is counted once, by how it ended (lipcast_launches_total{result}).
+    let result = launch_inner(&state, request).await;
+    let label = match &result {
+        Ok((_, created)) if *created => "accepted",
+        Ok(_) => "existing",
+        Err(e) if e.code == "at_capacity" => "at_capacity",
+        Err(e) if e.status.is_client_error() => "rejected",
+        Err(_) => "error",
+    };
+    state.metrics.launch(label);
+    result.map(|(response, _)| response)
+}
+
+/// The launch itself; `true` when it started a new session (not the active one of the same room and avatar).
+async fn launch_inner(state: &AppState, request: Request) -> Result<(Response, bool), ApiError> {
     let secret = state.config.api_secret.clone();
     let header_auth = auth::check_headers(secret.as_deref(), request.headers());
     if matches!(header_auth, HeaderAuth::Denied) {
         return Err(ApiError::unauthorized());
     }
     let query_async = query_async(request.uri().query())?;
-    let raw = read_body(&state, request).await?;
+    let raw = read_body(state, request).await?;
     if let (HeaderAuth::Missing, Some(expected)) = (header_auth, secret.as_deref()) {
         let field_ok = raw
             .api_secret
@@ -70,7 +85,7 @@ pub async fn launch(State(state): State<AppState>, request: Request) -> Result<R
         state.config.max_image_pixels,
     )
     .await?;
-    let launched = state
+    let (launched, created) = state
         .sessions
         .launch(Launch {
             livekit_url,
@@ -90,14 +105,14 @@ pub async fn launch(State(state): State<AppState>, request: Request) -> Result<R
             "task_id": launched.task_id,
             "room_name": launched.room_name,
         });
-        return Ok(Json(body).into_response());
+        return Ok((Json(body).into_response(), created));
     }
     let done = state
         .sessions
         .wait_ended(&launched.task_id, state.config.max_session())
         .await?
         .unwrap_or(launched);
-    Ok(Json(done).into_response())
+    Ok((Json(done).into_response(), created))
 }
 
 fn query_async(query: Option<&str>) -> Result<Option<bool>, ApiError> {

@@ -120,11 +120,9 @@ impl Sessions {
     }
 
     /// Admits a launch and hands it to a worker, which prepares the portrait before this returns. Returns the
-    /// new task, or the active task of the same room and identity (the plugin retries).
-    pub async fn launch(&self, launch: Launch) -> Result<Task, ApiError> {
-        let metrics = &self.inner.metrics;
+    /// new task (`true`), or the active task of the same room and identity (`false`; the plugin retries).
+    pub async fn launch(&self, launch: Launch) -> Result<(Task, bool), ApiError> {
         if self.shutting_down() {
-            metrics.launch("rejected");
             return Err(ApiError::not_ready("the server is shutting down"));
         }
         let max = self.inner.config.max_sessions;
@@ -142,17 +140,12 @@ impl Sessions {
             Ok(Admission::Created(task)) => task,
             Ok(Admission::Existing(task)) => {
                 tracing::info!(task_id = %task.task_id, room = %task.room_name, "repeated launch: returning the active task");
-                metrics.launch("existing");
-                return Ok(task);
+                return Ok((task, false));
             }
             Ok(Admission::AtCapacity { active }) => {
-                metrics.launch("at_capacity");
                 return Err(ApiError::at_capacity(active, max));
             }
-            Err(e) => {
-                metrics.launch("error");
-                return Err(e.into());
-            }
+            Err(e) => return Err(e.into()),
         };
         let _ = self.active_count().await;
         let span = tracing::info_span!("task", task_id = %task.task_id, room = %task.room_name);
@@ -160,10 +153,7 @@ impl Sessions {
         let started =
             tracing::Instrument::instrument(self.hand_to_worker(&task, launch), span).await;
         match started {
-            Ok(()) => {
-                metrics.launch("accepted");
-                Ok(task)
-            }
+            Ok(()) => Ok((task, true)),
             Err(e) => {
                 // The session never started: leave no task behind; the caller got the error.
                 if let Err(d) = self.inner.store.discard(&task.task_id).await {
@@ -171,11 +161,6 @@ impl Sessions {
                 }
                 let _ = self.active_count().await;
                 self.inner.pool.wake();
-                metrics.launch(if e.status.is_client_error() {
-                    "rejected"
-                } else {
-                    "error"
-                });
                 Err(e)
             }
         }
