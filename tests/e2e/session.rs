@@ -339,6 +339,16 @@ fn speech_to_video(env: &TestEnv) {
         t["status"] == "completed"
     });
     assert_eq!(task["end_reason"], "agent_left", "{task}");
+    // The session's figures are stored with the task.
+    let stats = &task["stats"];
+    println!("MEASURED task stats {stats}");
+    assert!(stats["frames"].as_u64().unwrap_or(0) > 300, "{stats}");
+    assert!(
+        stats["fps"]
+            .as_f64()
+            .is_some_and(|f| (f - 25.0).abs() <= 1.0),
+        "{stats}"
+    );
 
     // The worker's own capture intervals (every frame, wall clock), reported through /metrics.
     let buckets = s.sup.histogram("lipcast_frame_interval_seconds");

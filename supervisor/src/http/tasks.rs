@@ -17,13 +17,16 @@ pub async fn get(
     State(state): State<AppState>,
     Path(task_id): Path<String>,
 ) -> Result<Json<Task>, ApiError> {
-    state
+    let mut task = state
         .sessions
         .store()
         .get(&task_id)
         .await?
-        .map(Json)
-        .ok_or_else(|| unknown(&task_id))
+        .ok_or_else(|| unknown(&task_id))?;
+    if let Some(live) = state.sessions.live_stats(&task_id) {
+        task.stats = Some(live);
+    }
+    Ok(Json(task))
 }
 
 /// Ends the session (`cancelled`); on a task that already ended, returns it unchanged.

@@ -94,6 +94,13 @@ pub(super) async fn drive(
         end = drained.ok().flatten();
     }
     let exit = worker.process.wait(Duration::from_secs(5)).await;
+    // The figures go into the record before the end is announced, so a waiter sees them.
+    let figures = sessions.live_stats(&task_id);
+    if let Some(f) = &figures
+        && let Err(e) = sessions.store().set_stats(&task_id, f).await
+    {
+        tracing::warn!(error = %e, "storing the session's figures failed");
+    }
     let result = match end {
         Some(End { reason, error }) => {
             let status = status_for(&reason);
@@ -173,6 +180,7 @@ async fn apply(
             );
         }
         event::Kind::Stats(s) => {
+            sessions.add_stats(task_id, &s);
             metrics.frames.inc_by(s.frames);
             metrics.frames_dropped.inc_by(s.dropped_frames);
             for v in &s.frame_interval_ms {

@@ -2,6 +2,7 @@
 //! for the end. [`drive`] follows one running session's worker until it is over.
 
 mod drive;
+mod figures;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +43,7 @@ pub struct Sessions {
 struct Running {
     stop: CancellationToken,
     worker: Arc<Worker>,
+    figures: figures::Figures,
 }
 
 struct Inner {
@@ -251,6 +253,7 @@ impl Sessions {
             Running {
                 stop: stop.clone(),
                 worker: worker.clone(),
+                figures: figures::Figures::default(),
             },
         );
         tracing::info!(
@@ -382,6 +385,19 @@ impl Sessions {
         Ok(ended)
     }
 
+    /// Adds a worker's stats report to the session's figures.
+    fn add_stats(&self, task_id: &str, stats: &lipcast_proto::Stats) {
+        if let Some(r) = self.running().get_mut(task_id) {
+            r.figures.add(stats);
+        }
+    }
+
+    /// The live figures of a running session.
+    pub fn live_stats(&self, task_id: &str) -> Option<serde_json::Value> {
+        self.running().get(task_id).map(|r| r.figures.summary())
+    }
+
+    /// The session is over (its figures are in its task record by now).
     fn forget(&self, task_id: &str) {
         self.running().remove(task_id);
     }

@@ -60,7 +60,7 @@ pub struct TaskStore {
 }
 
 const COLUMNS: &str = "task_id, room_name, identity, status, created_at, started_at, completed_at, error, \
-                       end_reason, model, mode, prompt, avatar_id, first_frame_ms, worker_pid, worker_start";
+                       end_reason, model, mode, prompt, avatar_id, first_frame_ms, worker_pid, worker_start, stats";
 
 impl TaskStore {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
@@ -224,6 +224,20 @@ impl TaskStore {
             return Ok(None);
         }
         self.get(task_id).await
+    }
+
+    /// Store a session's figures (JSON) with its task.
+    pub async fn set_stats(
+        &self,
+        task_id: &str,
+        stats: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET stats = ? WHERE task_id = ?")
+            .bind(stats.to_string())
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Forget a task that never started (its launch failed before a worker took it).

@@ -53,6 +53,8 @@ pub struct Task {
     pub first_frame_ms: Option<i64>,
     pub model: Option<String>,
     pub avatar_id: Option<String>,
+    /// The session's figures: live while it runs, stored when it ends.
+    pub stats: Option<serde_json::Value>,
     #[serde(skip)]
     pub identity: String,
     #[serde(skip)]
@@ -89,6 +91,9 @@ impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for Task {
             first_frame_ms: row.try_get("first_frame_ms")?,
             worker_pid: row.try_get("worker_pid")?,
             worker_start: row.try_get("worker_start")?,
+            stats: row
+                .try_get::<Option<String>, _>("stats")?
+                .and_then(|s| serde_json::from_str(&s).ok()),
         })
     }
 }
