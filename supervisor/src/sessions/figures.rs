@@ -115,6 +115,6 @@ mod tests {
         assert_eq!(s["render_ms_per_frame"], 3.0);
         assert_eq!(s["worker_cpu_seconds"], 2.5);
         assert_eq!(s["worker_peak_rss_bytes"], 100);
-        assert_eq!(s["fps"], 20.0);
+        assert_eq!(s["fps"], 20.83, "5 intervals over 240 ms");
     }
 }
