@@ -13,7 +13,7 @@ exchange data, and it records what it receives so tests can assert on it:
 - a JSON report, rewritten twice a second and at exit.
 
 Control (plain HTTP GET on the same port): `/control/remove?identity=X` (RemoveParticipant),
-`/control/close` (delete the room), `/health`.
+`/control/drop?identity=X` (the connection dies without a leave), `/control/close` (delete the room), `/health`.
 
 usage: room.py --host 10.77.0.1 --port 7880 --secret S --report out/report.json --out-dir out
 """
@@ -282,6 +282,16 @@ class Server:
                     found = True
                     self.spawn(self.disconnect(room, p, models.DisconnectReason.PARTICIPANT_REMOVED))
             return conn.respond(HTTPStatus.OK if found else HTTPStatus.NOT_FOUND, f"remove {ident}: {found}\n")
+        if path == "/control/drop":
+            # The network fails under the participant: no leave, no goodbye; signalling and media just stop.
+            ident = (q.get("identity") or [""])[0]
+            found = False
+            for room in self.rooms.values():
+                p = room.participants.get(ident)
+                if p:
+                    found = True
+                    self.spawn(self.drop(room, p))
+            return conn.respond(HTTPStatus.OK if found else HTTPStatus.NOT_FOUND, f"drop {ident}: {found}\n")
         if path == "/control/close":
             for room in self.rooms.values():
                 for p in list(room.participants.values()):
@@ -298,6 +308,15 @@ class Server:
             await p.ws.close()
         except Exception:
             pass
+
+    async def drop(self, room, p):
+        p.leave_reason = models.DisconnectReason.SIGNAL_CLOSE
+        p.record["dropped_at"] = now()
+        try:
+            p.ws.transport.abort()
+        except Exception:
+            pass
+        await self.leave(room, p, models.DisconnectReason.SIGNAL_CLOSE)
 
     async def leave(self, room, p, reason):
         if p.closed:

@@ -263,6 +263,11 @@ impl Room {
         ))?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel();
+        let agent_seen = served_agent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|a| participants.contains_key(a));
         let task = RoomTask {
             engine,
             local_handle: local.id(),
@@ -272,6 +277,8 @@ impl Room {
             order: VecDeque::new(),
             ffi_tx,
             events: events_tx,
+            reconnecting: false,
+            agent_seen,
         };
         tokio::spawn(task.run(ffi_rx, stop_rx));
         let inner = RoomInner {
@@ -405,6 +412,10 @@ struct RoomTask {
     order: VecDeque<u64>,
     ffi_tx: mpsc::UnboundedSender<RoutedEvent>,
     events: mpsc::UnboundedSender<RoomEvent>,
+    /// The engine is rebuilding a lost connection.
+    reconnecting: bool,
+    /// The served agent has been in the room at some point.
+    agent_seen: bool,
 }
 
 impl RoomTask {
@@ -476,6 +487,7 @@ impl RoomTask {
                     }
                     served.as_deref() == Some(info.identity.as_str())
                 };
+                self.agent_seen |= is_served;
                 self.participants
                     .insert(info.identity.clone(), (info.clone(), handle));
                 self.emit(RoomEvent::ParticipantJoined {
@@ -491,7 +503,12 @@ impl RoomTask {
                     identity: p.participant_identity.clone(),
                     reason,
                 });
-                if self.served().as_deref() == Some(p.participant_identity.as_str()) {
+                // While the engine rebuilds a lost connection it drops every remote participant and adds back
+                // those still there; only a departure outside a reconnection (or an agent missing after it)
+                // ends the session.
+                if !self.reconnecting
+                    && self.served().as_deref() == Some(p.participant_identity.as_str())
+                {
                     return Some(EndReason::AgentLeft {
                         identity: p.participant_identity,
                         reason,
@@ -515,8 +532,23 @@ impl RoomTask {
                 });
             }
             M::Eos(_) => return Some(EndReason::Disconnected(DisconnectReason::UnknownReason)),
-            M::Reconnecting(_) => self.emit(RoomEvent::Reconnecting),
-            M::Reconnected(_) => self.emit(RoomEvent::Reconnected),
+            M::Reconnecting(_) => {
+                self.reconnecting = true;
+                self.emit(RoomEvent::Reconnecting);
+            }
+            M::Reconnected(_) => {
+                self.reconnecting = false;
+                self.emit(RoomEvent::Reconnected);
+                if let Some(agent) = self.served()
+                    && self.agent_seen
+                    && !self.participants.contains_key(&agent)
+                {
+                    return Some(EndReason::AgentLeft {
+                        identity: agent,
+                        reason: DisconnectReason::UnknownReason,
+                    });
+                }
+            }
             M::ByteStreamOpened(o) => self.byte_stream_opened(o),
             M::TextStreamOpened(o) => drop(self.engine.own(o.reader.handle.id)),
             M::TrackPublished(p) => drop(self.engine.own(p.publication.handle.id)),
