@@ -5,9 +5,11 @@
 //! - `model`: ONNX Runtime sessions and model packs.
 //! - `avatar`: portrait preparation and the renderer.
 //! - `audio`: PCM ingest, resampling, features, audio -> mouth.
+//! - `eval`: the lip-sync report (`lipcast-worker eval`).
 
 pub mod audio;
 pub mod avatar;
+pub mod eval;
 pub mod livekit;
 pub mod model;
 pub mod vendor;
