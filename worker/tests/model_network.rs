@@ -71,9 +71,12 @@ fn heldout() -> Vec<eval::Clip> {
 }
 
 fn network(gate: bool) -> NetworkFrontend {
-    NetworkFrontend::load(&model_support::cpu_runtime(), &model_support::builtin_pack())
-        .expect("network front end loads from the built-in pack")
-        .with_gate(gate)
+    NetworkFrontend::load(
+        &model_support::cpu_runtime(),
+        &model_support::builtin_pack(),
+    )
+    .expect("network front end loads from the built-in pack")
+    .with_gate(gate)
 }
 
 #[test]
@@ -157,7 +160,11 @@ fn lips_close_on_my_mom_made_a_big_apple_pie() {
     let clips = heldout();
     let clip = clips
         .iter()
-        .find(|c| c.text.to_lowercase().starts_with("my mom made a big apple pie"))
+        .find(|c| {
+            c.text
+                .to_lowercase()
+                .starts_with("my mom made a big apple pie")
+        })
         .expect("the held-out clip");
     let out = eval::run_frontend(&mut network(true), &clip.pcm);
     let line: String = out
@@ -196,8 +203,8 @@ fn silence_keeps_the_mouth_at_rest() {
         let gated = eval::run_frontend(&mut network(true), &tone);
         assert_eq!(gated.len(), tone.len().div_ceil(640));
         // Digital silence and the -68 dBFS floor are below the gate: rest, exactly.
-        let level = 10.0
-            * (tone.iter().map(|v| v * v).sum::<f32>() / tone.len() as f32 + 1e-12).log10();
+        let level =
+            10.0 * (tone.iter().map(|v| v * v).sum::<f32>() / tone.len() as f32 + 1e-12).log10();
         if level < -60.0 {
             assert!(
                 gated.iter().all(|p| *p == MouthParams::REST),
@@ -262,11 +269,13 @@ fn factory_builds_both_and_names_a_missing_network() {
     std::fs::create_dir_all(&dir).unwrap();
     let from = model_support::models_dir().join("builtin");
     let manifest = std::fs::read_to_string(from.join("manifest.toml")).unwrap();
-    let start = manifest.find("[[files]]\nrole = \"mouth\"").expect("mouth entry");
-    let end = manifest[start + 9..]
-        .find("[[files]]")
-        .map_or(manifest.len(), |e| start + 9 + e);
-    let stripped = format!("{}{}", &manifest[..start], &manifest[end..])
+    // Drop the [[files]] table with role "mouth".
+    let mut parts: Vec<&str> = manifest.split("\n[[files]]").collect();
+    let before = parts.len();
+    parts.retain(|p| !p.contains("role = \"mouth\""));
+    assert_eq!(parts.len(), before - 1, "one mouth entry in the manifest");
+    let stripped = parts
+        .join("\n[[files]]")
         .replace("frontend = \"network\"", "frontend = \"dsp\"");
     std::fs::write(dir.join("manifest.toml"), stripped).unwrap();
     for f in ["face_detection_short_range.onnx", "face_landmark.onnx"] {
@@ -312,7 +321,10 @@ fn contact_sheet() {
     let clip = &clips[0];
     let runs = [
         ("network", eval::run_frontend(&mut network(true), &clip.pcm)),
-        ("dsp", eval::run_frontend(&mut DspFrontend::new(), &clip.pcm)),
+        (
+            "dsp",
+            eval::run_frontend(&mut DspFrontend::new(), &clip.pcm),
+        ),
     ];
     let fh = p.rig.face_height;
     let c = [
@@ -363,5 +375,7 @@ fn contact_sheet() {
         println!("{name}: {} frames", params.len());
     }
     sheet.save("/tmp/lipcast_mouth_sheet.png").unwrap();
-    println!("wrote /tmp/lipcast_mouth_sheet.png ({n} frames, {cols} a row; upper block network, lower dsp)");
+    println!(
+        "wrote /tmp/lipcast_mouth_sheet.png ({n} frames, {cols} a row; upper block network, lower dsp)"
+    );
 }

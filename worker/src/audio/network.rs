@@ -93,7 +93,8 @@ impl LogMel {
     pub fn new() -> Self {
         let window = (0..WIN)
             .map(|i| {
-                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (WIN - 1) as f64).cos()) as f32
+                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (WIN - 1) as f64).cos())
+                    as f32
             })
             .collect();
         let (lo, hi) = (hz_to_mel(FMIN), hz_to_mel(FMAX));
@@ -440,9 +441,7 @@ mod tests {
             .max_by(|a, b| mid[*a].total_cmp(&mid[*b]))
             .unwrap_or(0);
         let centre = |b: usize| {
-            mel_to_hz(
-                hz_to_mel(FMIN) + (hz_to_mel(FMAX) - hz_to_mel(FMIN)) * (b + 1) as f64 / 41.0,
-            )
+            mel_to_hz(hz_to_mel(FMIN) + (hz_to_mel(FMAX) - hz_to_mel(FMIN)) * (b + 1) as f64 / 41.0)
         };
         assert!(
             (centre(best) - 1000.0).abs() < 150.0,
