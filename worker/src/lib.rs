@@ -7,10 +7,12 @@
 //! - `model`: ONNX Runtime sessions and model packs.
 //! - `avatar`: portrait preparation and the renderer.
 //! - `audio`: resampling, synthetic speech, audio -> mouth front ends.
+//! - `eval`: the lip-sync report (`lipcast-worker eval`).
 
 pub mod audio;
 pub mod avatar;
 pub mod control;
+pub mod eval;
 pub mod livekit;
 pub mod model;
 pub mod procstat;

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Serve the control API on a Unix socket until the session ends.
     Serve(lipcast_worker::control::ServeArgs),
+    /// Print the lip-sync report: the network and the DSP front ends on the held-out voice.
+    Eval(lipcast_worker::eval::EvalArgs),
 }
 
 fn init_logging() {
@@ -43,6 +45,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
+        Command::Eval(args) => match lipcast_worker::eval::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lipcast-worker eval: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

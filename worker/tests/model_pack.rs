@@ -26,8 +26,13 @@ fn builtin_pack_verifies() {
     let pack = model_support::builtin_pack();
     assert_eq!(pack.manifest.name, "lipcast-builtin");
     assert_eq!(pack.manifest.fps, 25);
-    assert_eq!(pack.manifest.frontend, "dsp");
+    assert!(
+        ["dsp", "network"].contains(&pack.manifest.frontend.as_str()),
+        "{}",
+        pack.manifest.frontend
+    );
     assert!(pack.path("face_detector").unwrap().is_file());
+    assert!(pack.path("mouth").unwrap().is_file());
     assert!(pack.path("face_mesh").unwrap().is_file());
     assert!(matches!(
         pack.file("generate"),

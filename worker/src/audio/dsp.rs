@@ -63,7 +63,8 @@ impl Default for DspFrontend {
     }
 }
 
-fn fft(re: &mut [f32], im: &mut [f32]) {
+/// In-place radix-2 complex FFT (length a power of two). Shared with the network front end's log-mel.
+pub(crate) fn fft(re: &mut [f32], im: &mut [f32]) {
     let n = re.len();
     let mut j = 0;
     for i in 1..n {

@@ -3,8 +3,12 @@
 
 pub mod dsp;
 pub mod frontend;
+pub mod network;
 pub mod resample;
+pub mod select;
 pub mod synth;
 
 pub use dsp::DspFrontend;
 pub use frontend::{MouthFrontend, MouthParams, SAMPLE_RATE, SAMPLES_PER_FRAME};
+pub use network::NetworkFrontend;
+pub use select::{FrontendError, FrontendKind, build_frontend};

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use lipcast_proto::{BenchmarkReply, StageTime, TestFrameReply};
 
-use super::prepared::Prepared;
+use super::prepared::{LoadError, Prepared};
 use crate::audio::{SAMPLES_PER_FRAME, synth};
 use crate::session::animator::Animator;
 
@@ -17,10 +17,10 @@ fn ms(d: Duration) -> f64 {
 
 /// Times `iterations` frames: audio features and mouth parameters, rendering, and the I420 conversion the
 /// published track needs.
-pub fn benchmark(prepared: &Prepared, iterations: u32) -> BenchmarkReply {
+pub fn benchmark(prepared: &Prepared, iterations: u32) -> Result<BenchmarkReply, LoadError> {
     let n = iterations.clamp(1, MAX_ITERATIONS) as usize;
     let portrait = prepared.default_portrait();
-    let mut animator = prepared.warp_animator(portrait, 1);
+    let mut animator = prepared.warp_animator(portrait, 1)?;
     let speech = synth::syllables((n as f32 + 2.0) / prepared.fps() as f32, 1);
     let (mut features, mut render, mut convert) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut i420 = Vec::new();
@@ -45,7 +45,7 @@ pub fn benchmark(prepared: &Prepared, iterations: u32) -> BenchmarkReply {
     let per = |d: Duration| ms(d) / n as f64;
     let avg = per(features + render + convert);
     let (width, height) = (portrait.width(), portrait.height());
-    BenchmarkReply {
+    Ok(BenchmarkReply {
         iterations: n as u32,
         frames_per_generate: 1,
         avg_ms: avg,
@@ -70,14 +70,16 @@ pub fn benchmark(prepared: &Prepared, iterations: u32) -> BenchmarkReply {
         ],
         width,
         height,
-    }
+    })
 }
 
 /// One JPEG frame of the default portrait mid-speech: the most open mouth of the first second of synthetic
 /// speech.
-pub fn test_frame(prepared: &Prepared) -> Result<TestFrameReply, image::ImageError> {
+pub fn test_frame(
+    prepared: &Prepared,
+) -> Result<TestFrameReply, Box<dyn std::error::Error + Send + Sync>> {
     let portrait = prepared.default_portrait();
-    let mut animator = prepared.warp_animator(portrait, 2);
+    let mut animator = prepared.warp_animator(portrait, 2)?;
     animator.push_audio(&synth::syllables(1.0, 2));
     animator.end_of_audio();
     let mut best = (f32::MIN, 0u64, crate::audio::MouthParams::REST);

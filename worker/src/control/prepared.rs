@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use lipcast_proto::{PrepareReply, PrepareRequest};
 
-use crate::audio::{DspFrontend, MouthFrontend};
+use crate::audio::{FrontendError, FrontendKind, MouthFrontend, build_frontend};
 use crate::avatar::render::RenderOptions;
 use crate::avatar::{FaceModels, PrepareError, PrepareOptions, PreparedPortrait, Renderer};
 use crate::model::{Device, ModelPack, Runtime, RuntimeConfig};
@@ -25,14 +25,8 @@ pub enum LoadError {
     NoDefaultPortrait,
     #[error("reading the default portrait: {0}")]
     Io(#[from] std::io::Error),
-    #[error("unknown audio front end {0:?} (expected dsp)")]
-    Frontend(String),
-}
-
-/// Which audio front end the animator uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Frontend {
-    Dsp,
+    #[error("audio front end: {0}")]
+    Frontend(#[from] FrontendError),
 }
 
 pub struct Prepared {
@@ -40,11 +34,10 @@ pub struct Prepared {
     face: Mutex<FaceModels>,
     default_portrait: PreparedPortrait,
     options: PrepareOptions,
-    frontend: Frontend,
+    frontend: FrontendKind,
     fps: u32,
     pub reply: PrepareReply,
-    // Sessions hold ONNX sessions created by this runtime: keep it alive as long as they are.
-    _runtime: Runtime,
+    runtime: Runtime,
 }
 
 impl Prepared {
@@ -66,10 +59,9 @@ impl Prepared {
         } else {
             ModelPack::load(Path::new(&req.pack_dir))?
         };
-        let frontend = match req.audio_frontend.as_str() {
-            "" | "dsp" => Frontend::Dsp,
-            other => return Err(LoadError::Frontend(other.to_owned())),
-        };
+        let frontend = FrontendKind::resolve(Some(&req.audio_frontend), &pack)?;
+        // Build it once now, so a pack without the file it needs fails here, not at a launch.
+        drop(build_frontend(frontend, &runtime, &pack)?);
         let max_long_side = if req.max_long_side >= 64 {
             req.max_long_side & !1
         } else {
@@ -97,7 +89,7 @@ impl Prepared {
                 warmup_ms: 0.0,
                 cpu: crate::procstat::cpu_model(),
                 gpu: String::new(),
-                audio_frontend: "dsp".into(),
+                audio_frontend: frontend.to_string(),
             },
             pack,
             face: Mutex::new(face),
@@ -105,10 +97,10 @@ impl Prepared {
             options,
             frontend,
             fps,
-            _runtime: runtime,
+            runtime,
         };
         // Warm the render path (caches, allocator) so the first session frame is not the slow one.
-        let mut animator = prepared.animator(&prepared.default_portrait, 0);
+        let mut animator = prepared.animator(&prepared.default_portrait, 0)?;
         let speech = crate::audio::synth::syllables(0.5, 0);
         animator.push_audio(&speech);
         animator.end_of_audio();
@@ -141,19 +133,25 @@ impl Prepared {
         face.prepare(bytes, &self.options)
     }
 
-    fn mouth_frontend(&self) -> Box<dyn MouthFrontend> {
-        match self.frontend {
-            Frontend::Dsp => Box::new(DspFrontend::new()),
-        }
+    fn mouth_frontend(&self) -> Result<Box<dyn MouthFrontend>, LoadError> {
+        Ok(build_frontend(self.frontend, &self.runtime, &self.pack)?)
     }
 
     /// A fresh animator for `portrait`.
-    pub fn animator(&self, portrait: &PreparedPortrait, seed: u64) -> Box<dyn Animator> {
-        Box::new(self.warp_animator(portrait, seed))
+    pub fn animator(
+        &self,
+        portrait: &PreparedPortrait,
+        seed: u64,
+    ) -> Result<Box<dyn Animator>, LoadError> {
+        Ok(Box::new(self.warp_animator(portrait, seed)?))
     }
 
     /// The built-in animator itself (benchmarks time its stages apart).
-    pub fn warp_animator(&self, portrait: &PreparedPortrait, seed: u64) -> WarpAnimator {
+    pub fn warp_animator(
+        &self,
+        portrait: &PreparedPortrait,
+        seed: u64,
+    ) -> Result<WarpAnimator, LoadError> {
         let renderer = Renderer::new(
             portrait,
             RenderOptions {
@@ -162,6 +160,6 @@ impl Prepared {
                 idle_motion: true,
             },
         );
-        WarpAnimator::new(self.mouth_frontend(), renderer)
+        Ok(WarpAnimator::new(self.mouth_frontend()?, renderer))
     }
 }

@@ -330,7 +330,13 @@ impl Worker for WorkerService {
         let prepare_ms = requested_at.elapsed().as_secs_f64() * 1e3;
         let settings = settings_from(req.settings.as_ref(), prepared.fps());
         let seed = req.settings.as_ref().map_or(0, |s| s.seed);
-        let animator = prepared.animator(&portrait, seed);
+        let animator = match prepared.animator(&portrait, seed) {
+            Ok(a) => a,
+            Err(e) => {
+                *lock(&self.shared.phase) = Phase::Prepared;
+                return Err(Status::internal(e.to_string()));
+            }
+        };
         let (width, height) = (portrait.width(), portrait.height());
         let spec = SessionSpec {
             livekit_url: req.livekit_url,
@@ -405,7 +411,8 @@ impl Worker for WorkerService {
         let iterations = request.into_inner().iterations;
         let reply = tokio::task::spawn_blocking(move || bench::benchmark(&prepared, iterations))
             .await
-            .map_err(|e| Status::internal(format!("benchmark panicked: {e}")))?;
+            .map_err(|e| Status::internal(format!("benchmark panicked: {e}")))?
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(reply))
     }
 

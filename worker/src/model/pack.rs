@@ -48,7 +48,8 @@ pub struct TensorSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackFile {
-    /// What the worker uses it for: `face_detector`, `face_mesh` (built-in pack); later `audio`, `generate`, ...
+    /// What the worker uses it for: `face_detector`, `face_mesh`, `mouth` (built-in pack); later `audio`,
+    /// `generate`, ...
     pub role: String,
     /// Relative to the pack folder; no `..`.
     pub path: String,
@@ -78,7 +79,8 @@ pub struct Manifest {
     pub description: String,
     /// Video frame rate the pack renders at.
     pub fps: u32,
-    /// Audio front end: `dsp` (built in); a network front end names its file role here later.
+    /// The pack's preferred audio front end: `dsp` (built in, needs no file) or `network` (needs a file with role
+    /// `mouth`). `AUDIO_FRONTEND` overrides it (`audio::FrontendKind::resolve`).
     pub frontend: String,
     /// Renderer kind: `warp` (the landmark warp of `avatar::render`).
     pub renderer: String,
@@ -118,6 +120,20 @@ impl ModelPack {
             return Err(bad(format!(
                 "output.max_long_side {side} must be even and within 64..=4096"
             )));
+        }
+        match manifest.frontend.as_str() {
+            "dsp" => {}
+            "network" if manifest.files.iter().any(|f| f.role == "mouth") => {}
+            "network" => {
+                return Err(bad(
+                    "frontend = \"network\" needs a [[files]] entry with role \"mouth\"".into(),
+                ));
+            }
+            other => {
+                return Err(bad(format!(
+                    "frontend {other:?} is not one of \"dsp\", \"network\""
+                )));
+            }
         }
         if manifest.files.is_empty() {
             return Err(bad("no files listed".into()));
