@@ -75,6 +75,16 @@ async def _recording_handle_rtcp(self, packet):
 rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = _recording_handle_rtcp
 
 
+def discarding_decoder_worker(loop, input_q, output_q, decode_error):
+    """--no-decode: take encoded frames and drop them (an SFU does not decode; capacity runs measure the senders,
+    and decoding every stream in Python would measure this room instead)."""
+    while True:
+        task = input_q.get()
+        if task is None:
+            asyncio.run_coroutine_threadsafe(output_q.put(None), loop)
+            break
+
+
 def rtp_origin(receiver):
     """aiortc numbers frames from their stream's first RTP timestamp: frame RTP timestamp = pts + origin."""
     mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
@@ -613,7 +623,10 @@ async def main():
     ap.add_argument("--report", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--duration", type=float, default=600.0)
+    ap.add_argument("--no-decode", action="store_true", help="drop received media undecoded (capacity runs)")
     args = ap.parse_args()
+    if args.no_decode:
+        rtcrtpreceiver.decoder_worker = discarding_decoder_worker
     if not args.secret:
         sys.exit("a secret is required (--secret or LK_TEST_SECRET)")
     server = Server(args)

@@ -136,3 +136,34 @@ pub fn in_namespace(name: &str, limit: Duration, body: fn(&TestEnv)) {
         "{name} failed inside its namespace ({status}); see the output above"
     );
 }
+
+/// For binaries (benchmarks): inside a namespace already, returns `TestEnv` to run in; otherwise creates one,
+/// re-executes this program with the same arguments inside it, and exits with its status.
+pub fn enter_namespace(name: &str, limit: Duration) -> TestEnv {
+    if std::env::var(INNER_ENV).as_deref() == Ok(name) {
+        return TestEnv::new(name);
+    }
+    let ns = Netns::create();
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(INNER_ENV, name)
+        .spawn()
+        .unwrap_or_else(|e| panic!("re-executing {} in {}: {e}", exe.display(), ns.name));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s.code().unwrap_or(1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break 124;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(ns);
+    std::process::exit(status);
+}

@@ -19,6 +19,11 @@ pub struct RoomProcess {
 
 impl RoomProcess {
     pub fn start(env: &TestEnv, port: u16) -> Self {
+        Self::start_with(env, port, &[])
+    }
+
+    /// With extra room.py flags (e.g. `--no-decode`).
+    pub fn start_with(env: &TestEnv, port: u16, flags: &[&str]) -> Self {
         let report = env.out_dir.join(format!("room-{port}.json"));
         let log_path = env.out_dir.join(format!("room-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("room log: {e}"));
@@ -36,6 +41,7 @@ impl RoomProcess {
             .arg(&report)
             .arg("--out-dir")
             .arg(&env.out_dir)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -21,6 +21,8 @@ enum Command {
     Serve(lipcast_worker::control::ServeArgs),
     /// Print the lip-sync report: the network and the DSP front ends on the held-out voice.
     Eval(lipcast_worker::eval::EvalArgs),
+    /// Time the render pipeline (features, render, I420) on synthetic speech; prints JSON.
+    Bench(lipcast_worker::control::bench::BenchArgs),
 }
 
 fn init_logging() {
@@ -45,6 +47,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
+        Command::Bench(args) => match lipcast_worker::control::bench::run_cli(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lipcast-worker bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Eval(args) => match lipcast_worker::eval::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -272,25 +272,26 @@ async fn publish_and_run(
     stop: &CancellationToken,
 ) -> Result<SessionOutcome, String> {
     let (width, height) = animator.size();
-    let video = room
-        .publish_video(VideoPublishOptions {
+    // Both publications negotiate with the server; do them at once.
+    let (video, audio) = tokio::join!(
+        room.publish_video(VideoPublishOptions {
             width,
             height,
             max_framerate: f64::from(settings.fps),
             max_bitrate: settings.video_max_bitrate,
             codec: settings.video_codec,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let audio = room
-        .publish_audio(AudioPublishOptions {
+        }),
+        room.publish_audio(AudioPublishOptions {
             sample_rate: settings.audio_sample_rate,
             num_channels: 1,
             queue_size_ms: 100,
         })
-        .await
-        .map_err(|e| e.to_string())?;
+    );
+    let (video, audio) = (
+        video.map_err(|e| e.to_string())?,
+        audio.map_err(|e| e.to_string())?,
+    );
     let _ = events.send(SessionEvent::Joined {
         join_ms: ms(room.join_time()),
         video_codec: format!("{:?}", video.codec()).to_ascii_lowercase(),

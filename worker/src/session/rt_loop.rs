@@ -202,7 +202,11 @@ async fn run(
             &mut i420,
             spare.pop().unwrap_or_default(),
         ));
-        let video_ok = if delayed.len() > VIDEO_DELAY_FRAMES {
+        let video_ok = if index == 0 {
+            // The very first frame goes out at once (it is idle: no audio to wait for), so the avatar appears
+            // one frame sooner; it is published again, delayed, as usual.
+            delayed.back().map_or(Ok(()), |f| video.capture_i420(f, ts))
+        } else if delayed.len() > VIDEO_DELAY_FRAMES {
             let frame = delayed.pop_front().unwrap_or_default();
             let done = video.capture_i420(&frame, ts);
             spare.push(frame);
@@ -234,7 +238,7 @@ async fn run(
             }
         }
         stats.frame(captured, queued);
-        if index == VIDEO_DELAY_FRAMES as u64 {
+        if index == 0 {
             let _ = outputs.send(LoopOutput::FirstFrame { at: captured });
         }
         if let Some(s) = started {

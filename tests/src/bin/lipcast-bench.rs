@@ -1,0 +1,830 @@
+//! lipcast's benchmarks, end to end, with real processes in a network namespace of their own: the supervisor,
+//! its workers, the LiveKit test room and LiveKit's Python SDK as the agent. Prints a table: each figure the
+//! median of several runs, with min and max. Run it with `scripts/bench.sh` (root: namespaces).
+//!
+//!   lipcast-bench [--runs N] [--quick] [--only SECTION,...]
+//!
+//! Sections: cold-start, first-frame, audio-to-mouth, pacing, capacity, stages, efficiency, supervisor,
+//! side-by-side.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lipcast_e2e::analysis::{self, GRID};
+use lipcast_e2e::netns::enter_namespace;
+use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, paths};
+use serde_json::{Value, json};
+
+struct Opts {
+    runs: usize,
+    quick: bool,
+    only: Option<BTreeSet<String>>,
+}
+
+/// One line of the table.
+struct Row {
+    what: String,
+    values: Vec<f64>,
+    unit: &'static str,
+    target: Option<(&'static str, f64)>,
+}
+
+impl Row {
+    fn new(what: impl Into<String>, values: Vec<f64>, unit: &'static str) -> Self {
+        Self {
+            what: what.into(),
+            values,
+            unit,
+            target: None,
+        }
+    }
+    fn target(mut self, op: &'static str, v: f64) -> Self {
+        self.target = Some((op, v));
+        self
+    }
+    fn stats(&self) -> (f64, f64, f64) {
+        let mut v: Vec<f64> = self
+            .values
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
+        if v.is_empty() {
+            return (f64::NAN, f64::NAN, f64::NAN);
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        (median, v[0], v[n - 1])
+    }
+    fn print(&self) {
+        let (med, min, max) = self.stats();
+        let target = match self.target {
+            Some((op, t)) => {
+                let met = match op {
+                    "<" => med < t,
+                    "<=" => med <= t,
+                    ">" => med > t,
+                    _ => med >= t,
+                };
+                format!("{op} {t:<8} {}", if met { "met" } else { "NOT met" })
+            }
+            None => String::new(),
+        };
+        println!(
+            "| {:<58} | {:>10.2} | {:>10.2} | {:>10.2} | {:<6} | {:>2} | {target}",
+            self.what,
+            med,
+            min,
+            max,
+            self.unit,
+            self.values.len()
+        );
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn launch_body(
+    env: &TestEnv,
+    room: &RoomProcess,
+    room_name: &str,
+    avatar: &str,
+    agent: &str,
+) -> Value {
+    let token = env.mint(
+        avatar,
+        room_name,
+        "agent",
+        &[("lk.publish_on_behalf", agent)],
+    );
+    json!({"livekit_url": room.url(), "livekit_token": token, "room_name": room_name,
+           "image": STANDARD.encode(paths::default_portrait())})
+}
+
+fn launch(
+    env: &TestEnv,
+    sup: &Supervisor,
+    room: &RoomProcess,
+    room_name: &str,
+    avatar: &str,
+    agent: &str,
+) -> String {
+    let (s, r) = sup.post_json(
+        "/launch",
+        &launch_body(env, room, room_name, avatar, agent),
+        &[],
+    );
+    assert_eq!(s, 200, "launch: {r}");
+    r["task_id"].as_str().unwrap_or_default().to_owned()
+}
+
+/// When the room decoded the first frame from `identity` (unix seconds).
+fn first_frame_unix(room: &RoomProcess, identity: &str, within: Duration) -> f64 {
+    let r = room.wait_for(within, "the avatar's first frame", |r| {
+        r["participants"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["identity"] == identity && p["video"][0]["first_at_unix"].is_number())
+        })
+    });
+    r["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == identity))
+        .and_then(|p| p["video"][0]["first_at_unix"].as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+fn cold_start(env: &TestEnv, o: &Opts) -> Vec<Row> {
+    let mut v = Vec::new();
+    for _ in 0..o.runs {
+        let t = Instant::now();
+        let sup = Supervisor::start(&env.out_dir, &[]);
+        sup.wait_ready(Duration::from_secs(120));
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+        let _ = sup.terminate(Duration::from_secs(20));
+    }
+    vec![Row::new("cold start: process start -> /ready 200", v, "ms").target("<", 3000.0)]
+}
+
+fn first_frame(env: &TestEnv, o: &Opts) -> Vec<Row> {
+    let room = RoomProcess::start(env, 7880);
+    let mut rows = Vec::new();
+    for (label, prewarm) in [
+        ("warm pool", "true"),
+        ("cold (AUTO_PREWARM=false)", "false"),
+    ] {
+        let sup = Supervisor::start(
+            &env.out_dir,
+            &[("AUTO_PREWARM", prewarm), ("WARM_WORKERS", "1")],
+        );
+        sup.wait_ready(Duration::from_secs(120));
+        let mut v = Vec::new();
+        for i in 0..o.runs {
+            if prewarm == "true" {
+                sup.wait_warm(1, Duration::from_secs(60));
+            }
+            let avatar = format!("ff-{prewarm}-{i}");
+            let t0 = unix_now();
+            let task = launch(
+                env,
+                &sup,
+                &room,
+                &format!("ff{prewarm}{i}"),
+                &avatar,
+                "nobody",
+            );
+            let first = first_frame_unix(&room, &avatar, Duration::from_secs(20));
+            v.push((first - t0) * 1e3);
+            sup.post(&format!("/tasks/{task}/stop"));
+        }
+        let row = Row::new(
+            format!("first frame: POST /launch -> decoded in the room, {label}"),
+            v,
+            "ms",
+        );
+        rows.push(if prewarm == "true" {
+            row.target("<", 400.0)
+        } else {
+            row
+        });
+        let _ = sup.terminate(Duration::from_secs(20));
+    }
+    rows
+}
+
+/// Grid cells that move most while the avatar speaks (the mouth), found from the frames themselves.
+fn active_cells(frames: &[analysis::VideoFrame]) -> Vec<usize> {
+    let mut var = vec![0.0f64; GRID * GRID];
+    for w in frames.windows(2) {
+        for (i, v) in var.iter_mut().enumerate() {
+            *v += (f64::from(w[1].grid[i]) - f64::from(w[0].grid[i])).abs();
+        }
+    }
+    let mut idx: Vec<usize> = (0..var.len()).collect();
+    idx.sort_by(|a, b| var[*b].total_cmp(&var[*a]));
+    idx.truncate(6);
+    idx
+}
+
+fn motion(frames: &[analysis::VideoFrame], cells: &[usize], rest: &[u8]) -> Vec<f64> {
+    frames
+        .iter()
+        .map(|f| {
+            cells
+                .iter()
+                .map(|&i| (f64::from(f.grid[i]) - f64::from(rest[i])).abs())
+                .sum::<f64>()
+                / cells.len() as f64
+        })
+        .collect()
+}
+
+fn audio_to_mouth(env: &TestEnv, o: &Opts) -> Vec<Row> {
+    let room = RoomProcess::start(env, 7880);
+    let sup = Supervisor::start(&env.out_dir, &[]);
+    sup.wait_ready(Duration::from_secs(120));
+    let mut agent = Agent::start(
+        &room.url(),
+        &env.mint("a2m-agent", "a2m", "agent", &[]),
+        "a2m",
+        false,
+    );
+    agent.expect("connected", Duration::from_secs(20));
+    let task = launch(env, &sup, &room, "a2m", "a2m", "a2m-agent");
+    agent.send("wait_track avatar_video 20");
+    agent.expect("track_seen", Duration::from_secs(25));
+    std::thread::sleep(Duration::from_secs(2));
+    let wav = env.out_dir.join("a2m.wav");
+    analysis::espeak("Hello there, how are you today?", &wav);
+    let n = if o.quick { 3 } else { 10 };
+    let mut sent = Vec::new();
+    for _ in 0..n {
+        agent.send(&format!("send_wav {}", wav.display()));
+        let s = agent.expect("wav_started", Duration::from_secs(20));
+        sent.push(s["unix"].as_f64().unwrap_or(f64::NAN));
+        agent.expect("wav_sent", Duration::from_secs(20));
+        agent.expect_where("rpc", Duration::from_secs(20), |v| {
+            v["method"] == "lk.playback_finished" && v["unix"].as_f64() > s["unix"].as_f64()
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let (_, t) = sup.get(&format!("/tasks/{task}"));
+    sup.post(&format!("/tasks/{task}/stop"));
+    let report = room.stop_and_report();
+    let p = report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == "a2m"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let frames = analysis::video_frames(&p, 0);
+    let t0 = report["t0_unix"].as_f64().unwrap_or(0.0);
+    let cells = active_cells(&frames);
+    let rest = frames[frames.len().min(30) / 2].grid.clone();
+    let m = motion(&frames, &cells, &rest);
+    let quiet = m.iter().take(40).copied().fold(0.0, f64::max);
+    let mut lat = Vec::new();
+    for s in &sent {
+        if let Some((f, _)) = frames
+            .iter()
+            .zip(&m)
+            .find(|(f, v)| t0 + f.at > *s && **v > quiet + 3.0)
+        {
+            lat.push((t0 + f.at - s) * 1e3);
+        }
+    }
+    let worker = &t["stats"]["audio_to_mouth_ms"];
+    vec![
+        Row::new(
+            "audio-to-mouth: agent sends speech -> mouth moves, decoded in the room",
+            lat,
+            "ms",
+        )
+        .target("<", 120.0),
+        Row::new(
+            "  the worker's own view: audio arrival -> frame published (p50 of the session)",
+            vec![worker["p50"].as_f64().unwrap_or(f64::NAN)],
+            "ms",
+        ),
+    ]
+}
+
+fn pacing(env: &TestEnv, o: &Opts) -> Vec<Row> {
+    let seconds = if o.quick { 20 } else { 60 };
+    let room = RoomProcess::start(env, 7880);
+    let sup = Supervisor::start(&env.out_dir, &[]);
+    sup.wait_ready(Duration::from_secs(120));
+    let mut agent = Agent::start(
+        &room.url(),
+        &env.mint("p-agent", "pace", "agent", &[]),
+        "pace",
+        false,
+    );
+    agent.expect("connected", Duration::from_secs(20));
+    let task = launch(env, &sup, &room, "pace", "pace", "p-agent");
+    agent.send("wait_track avatar_video 20");
+    agent.expect("track_seen", Duration::from_secs(25));
+    let wav = env.out_dir.join("pace.wav");
+    analysis::espeak(
+        "This is a minute of speech and silence to see how steady the frames are.",
+        &wav,
+    );
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(seconds) {
+        agent.send(&format!("send_wav {} 1", wav.display()));
+        agent.expect("wav_sent", Duration::from_secs(30));
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let (_, rec) = sup.get(&format!("/tasks/{task}"));
+    sup.post(&format!("/tasks/{task}/stop"));
+    let s = &rec["stats"];
+    let report = room.stop_and_report();
+    let p = report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == "pace"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let frames = analysis::video_frames(&p, 0);
+    let (fps, gap) =
+        analysis::fps_and_max_gap(&frames, frames[0].at + 1.0, frames[frames.len() - 1].at);
+    let p50 = s["frame_interval_ms"]["p50"].as_f64().unwrap_or(f64::NAN);
+    let p99 = s["frame_interval_ms"]["p99"].as_f64().unwrap_or(f64::NAN);
+    vec![
+        Row::new(
+            format!("pacing over {seconds} s with speech: fps (worker)"),
+            vec![s["fps"].as_f64().unwrap_or(f64::NAN)],
+            "fps",
+        ),
+        Row::new(
+            "  capture interval jitter p50 |interval - 40 ms|",
+            vec![(p50 - 40.0).abs()],
+            "ms",
+        ),
+        Row::new(
+            "  capture interval jitter p99 |interval - 40 ms|",
+            vec![(p99 - 40.0).abs()],
+            "ms",
+        )
+        .target("<", 5.0),
+        Row::new(
+            "  dropped frames",
+            vec![s["dropped_frames"].as_f64().unwrap_or(f64::NAN)],
+            "frames",
+        ),
+        Row::new("  fps decoded by the room", vec![fps], "fps"),
+        Row::new(
+            "  longest gap between decoded frames (receiver)",
+            vec![gap * 1e3],
+            "ms",
+        ),
+    ]
+}
+
+/// Sessions at once, each speaking; all must hold 25 fps with p99 interval < 60 ms.
+fn capacity(env: &TestEnv, o: &Opts) -> Vec<Row> {
+    let room = RoomProcess::start_with(env, 7880, &["--no-decode"]);
+    let wav = env.out_dir.join("cap.wav");
+    analysis::espeak(
+        "Several avatars are talking at the same time on this machine.",
+        &wav,
+    );
+    let levels: Vec<usize> = if o.quick {
+        vec![1, 4]
+    } else {
+        vec![1, 2, 4, 6, 8, 10, 12]
+    };
+    let mut best = 0usize;
+    let mut rows = Vec::new();
+    for &n in &levels {
+        let sup = Supervisor::start(
+            &env.out_dir,
+            &[("MAX_SESSIONS", "16"), ("WARM_WORKERS", &n.to_string())],
+        );
+        sup.wait_ready(Duration::from_secs(120));
+        sup.wait_warm(n as i64, Duration::from_secs(180));
+        let mut agents = Vec::new();
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let (r, a, g) = (format!("cap{n}-{i}"), format!("cav{i}"), format!("cag{i}"));
+            let mut agent = Agent::start(&room.url(), &env.mint(&g, &r, "agent", &[]), &a, false);
+            agent.expect("connected", Duration::from_secs(30));
+            tasks.push(launch(env, &sup, &room, &r, &a, &g));
+            agents.push(agent);
+        }
+        for a in &mut agents {
+            a.send("wait_track avatar_video 30");
+            a.expect("track_seen", Duration::from_secs(40));
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(if o.quick { 10 } else { 20 }) {
+            for a in &mut agents {
+                a.send(&format!("send_wav {} 1", wav.display()));
+            }
+            for a in &mut agents {
+                a.expect("wav_sent", Duration::from_secs(30));
+            }
+        }
+        let stats: Vec<Value> = tasks
+            .iter()
+            .map(|t| sup.get(&format!("/tasks/{t}")).1["stats"].clone())
+            .collect();
+        let ok = stats.iter().all(|s| {
+            s["fps"].as_f64().is_some_and(|f| f >= 24.5)
+                && s["frame_interval_ms"]["p99"]
+                    .as_f64()
+                    .is_some_and(|p| p < 60.0)
+        });
+        let fps_min = stats
+            .iter()
+            .filter_map(|s| s["fps"].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        let p99_max = stats
+            .iter()
+            .filter_map(|s| s["frame_interval_ms"]["p99"].as_f64())
+            .fold(0.0, f64::max);
+        let secs = t.elapsed().as_secs_f64();
+        let cpu: Vec<f64> = stats
+            .iter()
+            .filter_map(|s| s["worker_cpu_seconds"].as_f64())
+            .collect();
+        let rss: Vec<f64> = stats
+            .iter()
+            .filter_map(|s| s["worker_peak_rss_bytes"].as_f64())
+            .map(|b| b / 1e6)
+            .collect();
+        println!(
+            "capacity: {n} sessions: min fps {fps_min:.2}, max p99 interval {p99_max:.1} ms, {}",
+            if ok { "held" } else { "NOT held" }
+        );
+        for t in &tasks {
+            sup.post(&format!("/tasks/{t}/stop"));
+        }
+        drop(agents);
+        let _ = sup.terminate(Duration::from_secs(30));
+        if ok {
+            best = n;
+            rows.retain(|r: &Row| {
+                !r.what.starts_with("  CPU per session") && !r.what.starts_with("  RSS per worker")
+            });
+            // CPU over the whole session (join to stop) divided by the speaking span: an upper bound.
+            rows.push(Row::new(
+                format!("  CPU per session at {n} sessions (share of one core)"),
+                cpu.iter().map(|c| c / (secs + 3.0)).collect(),
+                "cores",
+            ));
+            rows.push(
+                Row::new(
+                    format!("  RSS per worker at {n} sessions (peak)"),
+                    rss,
+                    "MB",
+                )
+                .target("<", 150.0),
+            );
+        } else {
+            break;
+        }
+    }
+    let mut out = vec![
+        Row::new(
+            "capacity: sessions holding 25 fps, p99 interval < 60 ms (2 cores)",
+            vec![best as f64],
+            "sess",
+        )
+        .target(">=", 8.0),
+    ];
+    out.extend(rows);
+    out
+}
+
+fn stages(o: &Opts) -> (Vec<Row>, f64) {
+    let bin = paths::release_bin("lipcast-worker");
+    let mut totals = Vec::new();
+    let (mut feat, mut render, mut i420) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..o.runs {
+        let out = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(&bin)
+            .args(["bench", "--iterations", "500", "--threads", "1"])
+            .output()
+            .unwrap_or_else(|e| panic!("lipcast-worker bench: {e}"));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        totals.push(v["avg_ms"].as_f64().unwrap_or(f64::NAN));
+        feat.push(v["stages_ms"]["features"].as_f64().unwrap_or(f64::NAN));
+        render.push(v["stages_ms"]["render"].as_f64().unwrap_or(f64::NAN));
+        i420.push(v["stages_ms"]["i420"].as_f64().unwrap_or(f64::NAN));
+    }
+    let med = Row::new("", totals.clone(), "").stats().0;
+    (
+        vec![
+            Row::new(
+                "renderer alone, one core: audio -> mouth (features + network)",
+                feat,
+                "ms/fr",
+            ),
+            Row::new(
+                "renderer alone, one core: render (warp + mouth)",
+                render,
+                "ms/fr",
+            ),
+            Row::new("renderer alone, one core: RGBA -> I420", i420, "ms/fr"),
+            Row::new("renderer alone, one core: total", totals, "ms/fr"),
+        ],
+        med,
+    )
+}
+
+/// The whole session loop's CPU per frame (render + capture + encode + send), against the renderer alone.
+fn efficiency(env: &TestEnv, o: &Opts, renderer_ms: f64) -> Vec<Row> {
+    let room = RoomProcess::start_with(env, 7880, &["--no-decode"]);
+    let sup = Supervisor::start(&env.out_dir, &[]);
+    sup.wait_ready(Duration::from_secs(120));
+    let mut agent = Agent::start(
+        &room.url(),
+        &env.mint("e-agent", "eff", "agent", &[]),
+        "eff",
+        false,
+    );
+    agent.expect("connected", Duration::from_secs(20));
+    let task = launch(env, &sup, &room, "eff", "eff", "e-agent");
+    let wav = env.out_dir.join("eff.wav");
+    analysis::espeak("Measuring what the whole loop costs per frame.", &wav);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(if o.quick { 10 } else { 30 }) {
+        agent.send(&format!("send_wav {} 1", wav.display()));
+        agent.expect("wav_sent", Duration::from_secs(30));
+    }
+    let (_, rec) = sup.get(&format!("/tasks/{task}"));
+    sup.post(&format!("/tasks/{task}/stop"));
+    let s = &rec["stats"];
+    let cpu_ms = s["worker_cpu_seconds"].as_f64().unwrap_or(f64::NAN) * 1e3;
+    let frames = s["frames"].as_f64().unwrap_or(f64::NAN);
+    let whole = cpu_ms / frames;
+    vec![
+        Row::new(
+            "whole session loop: worker CPU per frame (render, capture, encode, send)",
+            vec![whole],
+            "ms/fr",
+        ),
+        Row::new(
+            "pipeline efficiency: renderer-alone ms / whole-loop ms per frame",
+            vec![renderer_ms / whole],
+            "ratio",
+        )
+        .target(">=", 0.9),
+    ]
+}
+
+fn supervisor_load(env: &TestEnv, o: &Opts) -> Vec<Row> {
+    let sup = Supervisor::start(
+        &env.out_dir,
+        &[("MAX_SESSIONS", "4"), ("LIVEKIT_CONNECT_TIMEOUT", "60")],
+    );
+    sup.wait_ready(Duration::from_secs(120));
+    let mut rps = Vec::new();
+    for _ in 0..o.runs {
+        let out = Command::new("wrk")
+            .args(["-t2", "-c64", "-d5s", &sup.url("/health")])
+            .output()
+            .unwrap_or_else(|e| panic!("wrk (apt-get install wrk; scripts/bench.sh does): {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v = text
+            .lines()
+            .find(|l| l.starts_with("Requests/sec:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        rps.push(v);
+    }
+    // A storm of launches at a LiveKit that never answers (sessions stay pending: admission only).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let lk = format!(
+        "ws://127.0.0.1:{}",
+        listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    );
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let url = sup.url("/launch");
+    let handles: Vec<_> = (0..500)
+        .map(|i| {
+            let (url, lk) = (url.clone(), lk.clone());
+            let token = lipcast_e2e::token::mint("x", &format!("st{i}"), &format!("st{i}"), "agent", &[]);
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::new();
+                let t = Instant::now();
+                let r = c.post(url).json(&json!({"livekit_url": lk, "livekit_token": token, "room_name": format!("st{i}")})).send();
+                (r.map(|r| r.status().as_u16()).unwrap_or(0), t.elapsed().as_secs_f64() * 1e3)
+            })
+        })
+        .collect();
+    let res: Vec<(u16, f64)> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+    let mut lat: Vec<f64> = res.iter().map(|r| r.1).collect();
+    lat.sort_by(f64::total_cmp);
+    let admitted = res.iter().filter(|r| r.0 == 200).count() as f64;
+    vec![
+        Row::new(
+            "supervisor: GET /health requests per second (wrk, 64 connections)",
+            rps,
+            "req/s",
+        ),
+        Row::new(
+            "supervisor: /launch storm of 500, MAX_SESSIONS=4: admitted",
+            vec![admitted],
+            "sess",
+        ),
+        Row::new(
+            "  /launch latency p50 under the storm",
+            vec![lat[lat.len() / 2]],
+            "ms",
+        ),
+        Row::new(
+            "  /launch latency p99 under the storm",
+            vec![lat[lat.len() * 99 / 100]],
+            "ms",
+        ),
+    ]
+}
+
+/// The same workload through LiveKit's Python avatar pattern (AVSynchronizer) and through lipcast.
+fn side_by_side(env: &TestEnv, o: &Opts) -> Vec<Row> {
+    let seconds = if o.quick { 10.0 } else { 30.0 };
+    let frames = env.out_dir.join("frames.i420");
+    let st = Command::new(paths::release_bin("lipcast-worker"))
+        .args([
+            "bench",
+            "--iterations",
+            "10",
+            "--dump-count",
+            "250",
+            "--dump-frames",
+        ])
+        .arg(&frames)
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(st.success());
+    let wav = env.out_dir.join("sbs.wav");
+    let (rate, samples) = analysis::espeak(
+        "The same frames and the same speech, published two ways.",
+        &wav,
+    );
+    // 24 kHz mono like lipcast's track.
+    let _ = (rate, samples);
+    let room = RoomProcess::start_with(env, 7880, &["--no-decode"]);
+    let mut py = Vec::new();
+    let mut lc = Vec::new();
+    for _ in 0..o.runs.min(3) {
+        let out = Command::new(paths::python())
+            .arg(paths::room_dir().join("py_avatar.py"))
+            .args([
+                "--url",
+                &room.url(),
+                "--token",
+                &env.mint("py-avatar", "sbs-py", "agent", &[]),
+            ])
+            .arg("--frames")
+            .arg(&frames)
+            .arg("--wav")
+            .arg(&wav)
+            .args(["--seconds", &seconds.to_string()])
+            .output()
+            .unwrap_or_else(|e| panic!("py_avatar.py: {e}"));
+        let v: Value = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or(Value::Null);
+        py.push(
+            v["cpu_seconds"].as_f64().unwrap_or(f64::NAN)
+                / v["seconds"].as_f64().unwrap_or(f64::NAN),
+        );
+
+        let sup = Supervisor::start(&env.out_dir, &[]);
+        sup.wait_ready(Duration::from_secs(120));
+        let mut agent = Agent::start(
+            &room.url(),
+            &env.mint("sbs-agent", "sbs", "agent", &[]),
+            "sbs",
+            false,
+        );
+        agent.expect("connected", Duration::from_secs(20));
+        let task = launch(env, &sup, &room, "sbs", "sbs", "sbs-agent");
+        let t = Instant::now();
+        while t.elapsed().as_secs_f64() < seconds {
+            agent.send(&format!("send_wav {} 1", wav.display()));
+            agent.expect("wav_sent", Duration::from_secs(30));
+        }
+        let (_, rec) = sup.get(&format!("/tasks/{task}"));
+        sup.post(&format!("/tasks/{task}/stop"));
+        lc.push(
+            rec["stats"]["worker_cpu_seconds"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+                / (t.elapsed().as_secs_f64() + 1.0),
+        );
+        drop(agent);
+        let _ = sup.terminate(Duration::from_secs(20));
+    }
+    let ratio: Vec<f64> = py.iter().zip(&lc).map(|(p, l)| p / l).collect();
+    vec![
+        Row::new(
+            "side by side: Python AVSynchronizer publisher, pre-rendered frames",
+            py,
+            "cores",
+        ),
+        Row::new("side by side: lipcast session, rendering live", lc, "cores"),
+        Row::new(
+            "side by side: CPU per session, Python / lipcast",
+            ratio,
+            "ratio",
+        ),
+    ]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut o = Opts {
+        runs: 5,
+        quick: false,
+        only: None,
+    };
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--runs" => {
+                i += 1;
+                o.runs = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(5);
+            }
+            "--quick" => o.quick = true,
+            "--only" => {
+                i += 1;
+                o.only = args
+                    .get(i)
+                    .map(|v| v.split(',').map(str::to_owned).collect());
+            }
+            other => {
+                eprintln!(
+                    "unknown argument {other}; usage: lipcast-bench [--runs N] [--quick] [--only a,b]"
+                );
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
+    let env = enter_namespace("lipcast-bench", Duration::from_secs(7200));
+    let want = |s: &str| o.only.as_ref().is_none_or(|set| set.contains(s));
+    println!(
+        "lipcast benchmarks on {} ({} CPUs), {} run(s) per figure; median, min, max",
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned())
+            )
+            .unwrap_or_default(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        o.runs
+    );
+    println!(
+        "| {:<58} | {:>10} | {:>10} | {:>10} | {:<6} | {:>2} | target",
+        "figure", "median", "min", "max", "unit", "n"
+    );
+    println!("|{}|", "-".repeat(130));
+    let mut renderer_ms = f64::NAN;
+    type Section<'a> = (&'a str, Box<dyn Fn(&TestEnv, &Opts) -> Vec<Row> + 'a>);
+    let sections: Vec<Section> = vec![
+        ("cold-start", Box::new(cold_start)),
+        ("first-frame", Box::new(first_frame)),
+        ("audio-to-mouth", Box::new(audio_to_mouth)),
+        ("pacing", Box::new(pacing)),
+        ("capacity", Box::new(capacity)),
+    ];
+    for (name, f) in &sections {
+        if want(name) {
+            for r in f(&env, &o) {
+                r.print();
+            }
+        }
+    }
+    if want("stages") || want("efficiency") {
+        let (rows, med) = stages(&o);
+        renderer_ms = med;
+        for r in rows {
+            r.print();
+        }
+    }
+    if want("efficiency") {
+        for r in efficiency(&env, &o, renderer_ms) {
+            r.print();
+        }
+    }
+    if want("supervisor") {
+        for r in supervisor_load(&env, &o) {
+            r.print();
+        }
+    }
+    if want("side-by-side") {
+        for r in side_by_side(&env, &o) {
+            r.print();
+        }
+    }
+    if std::env::var_os("LIPCAST_TEST_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&env.out_dir);
+    }
+}
