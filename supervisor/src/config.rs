@@ -112,7 +112,7 @@ pub struct Config {
     #[arg(long, env = "MODEL_PACK")]
     pub model_pack: Option<PathBuf>,
 
-    /// Audio front end of the built-in pack: dsp (default of this version).
+    /// Audio front end of the built-in pack: network (the trained audio-to-mouth model, default) or dsp.
     #[arg(long, env = "AUDIO_FRONTEND")]
     pub audio_frontend: Option<String>,
 
@@ -137,7 +137,8 @@ pub struct Config {
     #[arg(long, env = "WORKER_BIN")]
     pub worker_bin: Option<PathBuf>,
 
-    /// Address-space limit of each worker, MiB (0: none). Caps a runaway worker on CPU-only hosts.
+    /// Address-space limit (RLIMIT_AS) of each worker, MiB. 0: 4096 with DEVICE=cpu (a session maps about
+    /// 1.2 GiB), none otherwise (CUDA reserves a large address space).
     #[arg(long, env = "WORKER_MEMORY_LIMIT_MB", default_value_t = 0)]
     pub worker_memory_limit_mb: u64,
 
@@ -165,6 +166,15 @@ impl Config {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("lipcast.db")
+    }
+
+    /// RLIMIT_AS for workers, bytes (0: none).
+    pub fn worker_memory_limit(&self) -> u64 {
+        let mb = match (self.worker_memory_limit_mb, self.device.as_str()) {
+            (0, "cpu") => 4096,
+            (mb, _) => mb,
+        };
+        mb.saturating_mul(1024 * 1024)
     }
 
     pub fn run_dir(&self) -> PathBuf {

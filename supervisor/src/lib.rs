@@ -80,7 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     audio_frontend: config.audio_frontend.clone().unwrap_or_default(),
                     max_long_side: config.max_long_side,
                 },
-                memory_limit: config.worker_memory_limit_mb.saturating_mul(1024 * 1024),
+                memory_limit: config.worker_memory_limit(),
             },
             warm_target: if config.auto_prewarm {
                 config.warm_workers

@@ -123,6 +123,62 @@ fn stop_crash_and_hang(env: &TestEnv) {
     let task = launched(env, &sup, &room, "r", "avatar");
     sup.wait_task(&task, Duration::from_secs(10), |t| t["status"] == "running");
     let pid = worker_of(&sup, &task);
+    std::thread::sleep(Duration::from_secs(2));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or("")
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    println!(
+        "MEASURED worker in a session: VmPeak {} kB, VmRSS {} kB, threads {}, open fds {fds}",
+        field("VmPeak:"),
+        field("VmRSS:"),
+        field("Threads:")
+    );
+    // Least privilege: its own process group, an address-space limit, nothing of the supervisor's open.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let pgid: u32 = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(pgid, pid, "the worker leads its own process group");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let as_limit = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        as_limit.contains("4294967296"),
+        "RLIMIT_AS of a CPU worker: {as_limit}"
+    );
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("API_SECRET"),
+        "the worker inherited the API secret"
+    );
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let target = std::fs::read_link(fd.path())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        assert!(
+            !target.contains("lipcast.db"),
+            "the worker inherited the task database: {target}"
+        );
+    }
     let t = Instant::now();
     let (status, stopped) = sup.post(&format!("/tasks/{task}/stop"));
     assert_eq!(
