@@ -5,22 +5,13 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, paths, token};
-use serde_json::{Value, json};
+use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, launch, paths};
+use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
 fn body(url: &str, room: &str, identity: &str, secret: &str) -> Value {
-    let token = token::mint(
-        secret,
-        identity,
-        room,
-        "agent",
-        &[("lk.publish_on_behalf", "agent")],
-    );
-    json!({"livekit_url": url, "livekit_token": token, "room_name": room, "image": STANDARD.encode(paths::default_portrait())})
+    launch::body(url, secret, room, identity, "agent")
 }
 
 #[test]
@@ -115,18 +106,6 @@ fn integrity(db: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn blackhole() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming().flatten() {
-            held.push(c);
-        }
-    });
-    format!("ws://127.0.0.1:{port}")
-}
-
 #[test]
 fn faults_database_locked_and_disk_full() {
     // A namespace of its own: the test mounts a tiny tmpfs, private to it.
@@ -138,7 +117,7 @@ fn faults_database_locked_and_disk_full() {
 }
 
 fn database_faults(env: &TestEnv) {
-    let lk = blackhole();
+    let lk = launch::blackhole();
     // The data dir on a 4 MiB tmpfs, so the disk can be filled.
     let data = env.out_dir.join("tmpfs");
     std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
@@ -223,7 +202,7 @@ fn database_faults(env: &TestEnv) {
 
 #[test]
 fn faults_launch_storm() {
-    let lk = blackhole();
+    let lk = launch::blackhole();
     let dir = std::env::temp_dir().join(format!("lipcast-storm-{}", std::process::id()));
     let sup = Supervisor::start(
         &dir,

@@ -6,28 +6,14 @@
 //! `pending` (joining) for as long as a test needs, or fail after LIVEKIT_CONNECT_TIMEOUT.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use lipcast_e2e::{Supervisor, paths, token};
+use lipcast_e2e::{Supervisor, launch, paths, token};
 use serde_json::{Value, json};
 
 const SECRET: &str = "s3cret-for-tests";
-
-/// A TCP server that accepts connections and never answers: a LiveKit that hangs.
-fn blackhole() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            held.push(conn); // keep it open, say nothing
-        }
-    });
-    format!("ws://127.0.0.1:{port}")
-}
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("lipcast-http-{name}-{}", std::process::id()));
@@ -47,10 +33,7 @@ fn avatar_token(room: &str, identity: &str) -> String {
 }
 
 fn json_launch(url: &str, room: &str, identity: &str) -> Value {
-    json!({
-        "livekit_url": url, "livekit_token": avatar_token(room, identity), "room_name": room, "mode": "gpu",
-        "image": STANDARD.encode(paths::default_portrait()),
-    })
+    launch::body(url, "whatever", room, identity, "agent")
 }
 
 fn start(name: &str, env: &[(&str, &str)]) -> Supervisor {
@@ -67,7 +50,7 @@ fn is_error(body: &Value, code: &str) -> bool {
 
 #[test]
 fn http_routes_and_errors() {
-    let lk = blackhole();
+    let lk = launch::blackhole();
     let sup = start("routes", &[("MAX_SESSIONS", "2")]);
     let (s, health) = sup.get("/health");
     assert_eq!(s, 200);
@@ -326,7 +309,7 @@ fn image_png(w: u32, h: u32) -> Vec<u8> {
 
 #[test]
 fn http_auth() {
-    let lk = blackhole();
+    let lk = launch::blackhole();
     let sup = start("auth", &[("API_SECRET", SECRET)]);
     assert!(
         !sup.log()
@@ -495,7 +478,7 @@ fn http_metrics_auth_setting() {
 
 #[test]
 fn http_admission_is_atomic_under_a_storm() {
-    let lk = blackhole();
+    let lk = launch::blackhole();
     let sup = start("storm", &[("MAX_SESSIONS", "3"), ("WARM_WORKERS", "1")]);
     let url = sup.url("/launch");
     let t = Instant::now();
@@ -544,7 +527,7 @@ fn http_admission_is_atomic_under_a_storm() {
 
 #[test]
 fn http_pruning_and_restart() {
-    let lk = blackhole();
+    let lk = launch::blackhole();
     let dir = tmp("prune");
     let env = [
         ("LIVEKIT_CONNECT_TIMEOUT", "60"),
@@ -619,7 +602,7 @@ fn http_pruning_and_restart() {
 
 #[test]
 fn http_blocking_launch_and_named_avatars() {
-    let lk = blackhole();
+    let lk = launch::blackhole();
     let dir = tmp("blocking");
     let sup = Supervisor::start(&dir, &[("LIVEKIT_CONNECT_TIMEOUT", "2")]);
     sup.wait_ready(Duration::from_secs(60));

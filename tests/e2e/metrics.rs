@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, paths};
+use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, launch, paths};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The scrape, parsed: family -> samples.
 fn scrape(sup: &Supervisor) -> Value {
@@ -89,17 +89,15 @@ fn metrics_move(env: &TestEnv) {
     );
     agent.expect("connected", Duration::from_secs(20));
     let launch = |room_name: &str, avatar: &str, image: Vec<u8>| {
-        let token = env.mint(
-            avatar,
+        let mut body = launch::body(
+            &room.url(),
+            lipcast_e2e::LK_SECRET,
             room_name,
+            avatar,
             "agent",
-            &[("lk.publish_on_behalf", "agent")],
         );
-        sup.post_json(
-            "/launch",
-            &json!({"livekit_url": room.url(), "livekit_token": token, "room_name": room_name, "image": STANDARD.encode(image)}),
-            &[],
-        )
+        body["image"] = Value::from(STANDARD.encode(image));
+        sup.post_json("/launch", &body, &[])
     };
     // A session that runs, speaks and is stopped.
     let (s, r) = launch("m", "avatar", paths::default_portrait());

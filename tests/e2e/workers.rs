@@ -4,49 +4,27 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use lipcast_e2e::supervisor::{ProcStat, children_of, exists, proc_stat};
-use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, paths};
+use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, launch};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(400);
 
-fn launch(
-    env: &TestEnv,
-    sup: &Supervisor,
-    room: &RoomProcess,
-    room_name: &str,
-    avatar: &str,
-) -> (u16, Value) {
-    let token = env.mint(
-        avatar,
-        room_name,
-        "agent",
-        &[("lk.publish_on_behalf", "agent")],
-    );
-    let body = json!({
-        "livekit_url": room.url(), "livekit_token": token, "room_name": room_name,
-        "image": STANDARD.encode(paths::default_portrait()),
-    });
-    sup.post_json("/launch", &body, &[])
-}
-
 fn launched(
-    env: &TestEnv,
+    _env: &TestEnv,
     sup: &Supervisor,
     room: &RoomProcess,
     room_name: &str,
     avatar: &str,
 ) -> String {
-    let (status, body) = launch(env, sup, room, room_name, avatar);
-    assert_eq!(status, 200, "launch: {body}");
-    body["task_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{body}"))
-        .to_owned()
+    sup.launch(&launch::body(
+        &room.url(),
+        lipcast_e2e::LK_SECRET,
+        room_name,
+        avatar,
+        "agent",
+    ))
 }
 
 /// The PID serving `task_id`: the supervisor's child whose log lines carry the task id.

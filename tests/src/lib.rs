@@ -11,6 +11,7 @@
 
 pub mod agent;
 pub mod analysis;
+pub mod launch;
 pub mod netns;
 pub mod paths;
 pub mod room;

@@ -75,6 +75,38 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Runs this very executable again inside the namespace with `args` (marked as the inner run of `name`),
+    /// and waits for it, at most `limit` (then kills it: `None`).
+    fn rerun_inside(
+        &self,
+        name: &str,
+        args: &[std::ffi::OsString],
+        limit: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(&exe)
+            .args(args)
+            .env(INNER_ENV, name)
+            .spawn()
+            .unwrap_or_else(|e| panic!("re-executing {} in {}: {e}", exe.display(), self.name));
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         // Anything still running in the namespace was started by this test: end it.
@@ -109,26 +141,11 @@ pub fn in_namespace(name: &str, limit: Duration, body: fn(&TestEnv)) {
     // Fail early and clearly on missing prerequisites.
     crate::paths::python();
     let ns = Netns::create();
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(&exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(INNER_ENV, name)
-        .spawn()
-        .unwrap_or_else(|e| panic!("re-executing {} in {}: {e}", exe.display(), ns.name));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let args: Vec<std::ffi::OsString> = ["--exact", name, "--nocapture", "--test-threads=1"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    let status = ns.rerun_inside(name, &args, limit);
     drop(ns);
     let status = status.unwrap_or_else(|| panic!("{name} timed out after {limit:?}"));
     assert!(
@@ -144,26 +161,10 @@ pub fn enter_namespace(name: &str, limit: Duration) -> TestEnv {
         return TestEnv::new(name);
     }
     let ns = Netns::create();
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(&exe)
-        .args(std::env::args_os().skip(1))
-        .env(INNER_ENV, name)
-        .spawn()
-        .unwrap_or_else(|e| panic!("re-executing {} in {}: {e}", exe.display(), ns.name));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break s.code().unwrap_or(1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break 124;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let status = ns
+        .rerun_inside(name, &args, limit)
+        .map_or(124, |s| s.code().unwrap_or(1));
     drop(ns);
     std::process::exit(status);
 }

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::pool::client::Client;
 
 /// Upper bound on `iterations` (the worker clamps to the same).
 const MAX_ITERATIONS: u32 = 2_000;
@@ -20,8 +21,28 @@ pub struct BenchmarkQuery {
     iterations: Option<String>,
 }
 
-fn lease_timeout(state: &AppState) -> std::time::Duration {
-    std::time::Duration::from_secs(state.config.launch_timeout_seconds.max(1) * 3)
+/// Runs `call` on an idle prepared worker (a warm one, or one started for it) and gives the worker back to
+/// the pool afterwards. No worker: 503, never invented figures.
+async fn on_idle_worker<T, F, Fut>(
+    state: &AppState,
+    call: F,
+) -> Result<Result<tonic::Response<T>, tonic::Status>, ApiError>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    if state.sessions.shutting_down() {
+        return Err(ApiError::not_ready("the server is shutting down"));
+    }
+    let within = std::time::Duration::from_secs(state.config.launch_timeout_seconds.max(1) * 3);
+    let pool = state.sessions.pool();
+    let (ready, _) = pool
+        .acquire(within)
+        .await
+        .map_err(|e| ApiError::not_ready(format!("no prepared worker: {e}")))?;
+    let answer = call(ready.worker.client.clone()).await;
+    pool.give_back(ready).await;
+    Ok(answer)
 }
 
 pub async fn benchmark(
@@ -41,20 +62,12 @@ pub async fn benchmark(
                 )
             })?,
     };
-    if state.sessions.shutting_down() {
-        return Err(ApiError::not_ready("the server is shutting down"));
-    }
-    let pool = state.sessions.pool();
-    let (ready, _) = pool
-        .acquire(lease_timeout(&state))
-        .await
-        .map_err(|e| ApiError::not_ready(format!("no worker to benchmark on: {e}")))?;
-    let mut client = ready.worker.client.clone();
-    let answer = client.benchmark(BenchmarkRequest { iterations }).await;
-    pool.give_back(ready).await;
-    let r = answer
-        .map_err(|s| ApiError::internal("the benchmark failed", s.message()))?
-        .into_inner();
+    let r = on_idle_worker(&state, |mut c| async move {
+        c.benchmark(BenchmarkRequest { iterations }).await
+    })
+    .await?
+    .map_err(|s| ApiError::internal("the benchmark failed", s.message()))?
+    .into_inner();
     let stages: serde_json::Map<String, serde_json::Value> = r
         .stages
         .iter()
@@ -77,20 +90,12 @@ pub async fn benchmark(
 }
 
 pub async fn test_frame(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if state.sessions.shutting_down() {
-        return Err(ApiError::not_ready("the server is shutting down"));
-    }
-    let pool = state.sessions.pool();
-    let (ready, _) = pool
-        .acquire(lease_timeout(&state))
-        .await
-        .map_err(|e| ApiError::not_ready(format!("no worker to render on: {e}")))?;
-    let mut client = ready.worker.client.clone();
-    let answer = client.test_frame(TestFrameRequest {}).await;
-    pool.give_back(ready).await;
-    let r = answer
-        .map_err(|s| ApiError::internal("rendering the test frame failed", s.message()))?
-        .into_inner();
+    let r = on_idle_worker(&state, |mut c| async move {
+        c.test_frame(TestFrameRequest {}).await
+    })
+    .await?
+    .map_err(|s| ApiError::internal("rendering the test frame failed", s.message()))?
+    .into_inner();
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], r.jpeg).into_response())
 }
 

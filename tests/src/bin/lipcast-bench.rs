@@ -11,11 +11,9 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use lipcast_e2e::analysis::{self, GRID};
 use lipcast_e2e::netns::enter_namespace;
-use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, paths};
+use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, launch, paths};
 use serde_json::{Value, json};
 
 struct Opts {
@@ -96,38 +94,21 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn launch_body(
-    env: &TestEnv,
-    room: &RoomProcess,
-    room_name: &str,
-    avatar: &str,
-    agent: &str,
-) -> Value {
-    let token = env.mint(
-        avatar,
-        room_name,
-        "agent",
-        &[("lk.publish_on_behalf", agent)],
-    );
-    json!({"livekit_url": room.url(), "livekit_token": token, "room_name": room_name,
-           "image": STANDARD.encode(paths::default_portrait())})
-}
-
 fn launch(
-    env: &TestEnv,
+    _env: &TestEnv,
     sup: &Supervisor,
     room: &RoomProcess,
     room_name: &str,
     avatar: &str,
     agent: &str,
 ) -> String {
-    let (s, r) = sup.post_json(
-        "/launch",
-        &launch_body(env, room, room_name, avatar, agent),
-        &[],
-    );
-    assert_eq!(s, 200, "launch: {r}");
-    r["task_id"].as_str().unwrap_or_default().to_owned()
+    sup.launch(&launch::body(
+        &room.url(),
+        lipcast_e2e::LK_SECRET,
+        room_name,
+        avatar,
+        agent,
+    ))
 }
 
 /// When the room decoded the first frame from `identity` (unix seconds).
@@ -586,17 +567,7 @@ fn supervisor_load(env: &TestEnv, o: &Opts) -> Vec<Row> {
         rps.push(v);
     }
     // A storm of launches at a LiveKit that never answers (sessions stay pending: admission only).
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let lk = format!(
-        "ws://127.0.0.1:{}",
-        listener.local_addr().map(|a| a.port()).unwrap_or(0)
-    );
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming().flatten() {
-            held.push(c);
-        }
-    });
+    let lk = launch::blackhole();
     let url = sup.url("/launch");
     let handles: Vec<_> = (0..500)
         .map(|i| {
