@@ -39,6 +39,16 @@ if [ ! -x .venv-test/bin/python ] || [ "$(cat .venv-test/.stamp 2>/dev/null)" !=
   echo "$want" > .venv-test/.stamp
 fi
 
+# The agent side as voice agents run it (livekit-agents pins its own livekit SDK: a venv of its own).
+want=$(sha256sum tests/room/agents-requirements.txt | cut -c1-16)
+if [ ! -x .venv-agents/bin/python ] || [ "$(cat .venv-agents/.stamp 2>/dev/null)" != "$want" ]; then
+  say "creating .venv-agents"
+  rm -rf .venv-agents
+  python3 -m venv .venv-agents
+  .venv-agents/bin/pip install --quiet --disable-pip-version-check -r tests/room/agents-requirements.txt
+  echo "$want" > .venv-agents/.stamp
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest

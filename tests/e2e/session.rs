@@ -748,3 +748,76 @@ fn three_rooms(env: &TestEnv) {
         assert!((fps - 25.0).abs() <= 1.0, "avatar-{i}: {fps:.2} fps");
     }
 }
+
+#[test]
+fn session_livekit_agents_audio_output() {
+    in_namespace(
+        "session_livekit_agents_audio_output",
+        LIMIT,
+        agents_audio_output,
+    );
+}
+
+/// The agent side as real voice agents run it: livekit-agents' own `DataStreamAudioOutput`, configured as
+/// livekit-plugins-bithuman does. A whole answer plays out (`wait_for_playout` returns its length), and an
+/// interrupted one reports the position played, before the library's clear-buffer timeout fakes one.
+fn agents_audio_output(env: &TestEnv) {
+    let room_name = "agents";
+    let s = stage(env, &[]);
+    let mut agent = Agent::start_agents(
+        &s.room.url(),
+        &env.mint(AGENT, room_name, "agent", &[]),
+        AVATAR,
+    );
+    agent.expect("connected", Duration::from_secs(30));
+    let task = launch_json(env, &s, room_name, AVATAR, AGENT);
+    s.sup
+        .wait_task(&task, Duration::from_secs(10), |t| t["status"] == "running");
+
+    let wav = env.out_dir.join("answer.wav");
+    let (rate, sent) = analysis::espeak(
+        "Of course. The meeting is at three, in the big room upstairs.",
+        &wav,
+    );
+    let truth = sent.len() as f64 / f64::from(rate);
+    agent.send(&format!("say {}", wav.display()));
+    agent.expect("said", Duration::from_secs(30));
+    agent.send("wait_playout 30");
+    let p = agent.expect("playout", Duration::from_secs(35));
+    println!("MEASURED livekit-agents playout: {p} (sent {truth:.3} s)");
+    assert_eq!(p["interrupted"], Value::Bool(false), "{p}");
+    let pos = p["playback_position"].as_f64().unwrap_or(-1.0);
+    assert!((pos - truth).abs() < 0.04, "position {pos} vs {truth}");
+
+    // Interrupted: streamed at real time (as TTS does), cleared 1.5 s in.
+    let long = env.out_dir.join("long.wav");
+    analysis::espeak(
+        "Let me tell you everything about the schedule for the rest of the week, day by day.",
+        &long,
+    );
+    agent.send("interrupt 1.5");
+    agent.send(&format!("say {} 1", long.display()));
+    agent.expect("interrupted", Duration::from_secs(10));
+    agent.expect("said", Duration::from_secs(30));
+    agent.send("wait_playout 10");
+    let p = agent.expect("playout", Duration::from_secs(15));
+    println!("MEASURED livekit-agents interrupted playout: {p}");
+    assert_eq!(p["interrupted"], Value::Bool(true), "{p}");
+    let pos = p["playback_position"].as_f64().unwrap_or(-1.0);
+    assert!(
+        pos > 0.5 && pos < 1.6,
+        "interrupted 1.5 s after the first frame was sent: position {pos}"
+    );
+    let warnings = agent.all("agents_warning");
+    assert!(
+        !warnings.iter().any(|w| w["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("didn't receive playback finished"))),
+        "livekit-agents had to fake the playback_finished: {warnings:?}"
+    );
+    agent.send("leave");
+    let done = s.sup.wait_task(&task, Duration::from_secs(10), |t| {
+        t["status"] == "completed"
+    });
+    assert_eq!(done["end_reason"], "agent_left");
+}

@@ -16,7 +16,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Joins `url` with `token`, serving avatar `avatar`.
+    /// Joins `url` with `token`, serving avatar `avatar`, with LiveKit's Python SDK (`agent.py`).
     pub fn start(url: &str, token: &str, avatar: &str, no_playback_started: bool) -> Self {
         let mut cmd = Command::new(crate::paths::python());
         cmd.arg(crate::paths::room_dir().join("agent.py"))
@@ -24,6 +24,18 @@ impl Agent {
         if no_playback_started {
             cmd.arg("--no-playback-started");
         }
+        Self::spawn(cmd)
+    }
+
+    /// The same, with livekit-agents' own `DataStreamAudioOutput` (`agents_agent.py`).
+    pub fn start_agents(url: &str, token: &str, avatar: &str) -> Self {
+        let mut cmd = Command::new(crate::paths::agents_python());
+        cmd.arg(crate::paths::room_dir().join("agents_agent.py"))
+            .args(["--url", url, "--token", token, "--avatar", avatar]);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -34,6 +34,19 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// The venv with livekit-agents (`LIPCAST_AGENTS_PYTHON` overrides): the agent side as voice agents run it.
+pub fn agents_python() -> PathBuf {
+    let python = std::env::var_os("LIPCAST_AGENTS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv-agents/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh (it creates .venv-agents from tests/room/agents-requirements.txt)",
+        python.display()
+    );
+    python
+}
+
 pub fn room_dir() -> PathBuf {
     workspace().join("tests/room")
 }
