@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use lipcast_e2e::analysis::{self, SenderClock, VideoFrame};
+use lipcast_e2e::analysis::{self, SenderClock};
 use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, paths};
 use serde_json::{Value, json};
 
@@ -143,108 +143,6 @@ fn participant(report: &Value, identity: &str) -> Value {
         .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == identity))
         .cloned()
         .unwrap_or_else(|| panic!("{identity} never joined the room"))
-}
-
-/// Everything the room saw of one avatar, on the sender's clock.
-struct Received {
-    frames: Vec<VideoFrame>,
-    /// Sender time of each frame.
-    video_t: Vec<f64>,
-    /// Mouth motion of each frame against the portrait at rest.
-    mouth: Vec<f64>,
-    audio: analysis::ReceivedAudio,
-    /// Sender time and RMS of each received audio packet (20 ms).
-    audio_t: Vec<f64>,
-    audio_env: Vec<f64>,
-}
-
-fn received(report: &Value, identity: &str, mouth_at: (f64, f64)) -> Received {
-    let p = participant(report, identity);
-    let frames = analysis::video_frames(&p, 0);
-    assert!(frames.len() > 50, "only {} frames received", frames.len());
-    let vclock = SenderClock::of(&p["video"][0], 90_000.0);
-    let audio = analysis::received_audio(&p, 0);
-    let aclock = SenderClock::of(&p["audio"][0], f64::from(audio.rate));
-    assert!(
-        !vclock.is_empty() && !aclock.is_empty(),
-        "no RTCP sender reports recorded"
-    );
-    let video_t: Vec<f64> = frames
-        .iter()
-        .map(|f| vclock.at(f.rtp).unwrap_or(f64::NAN))
-        .collect();
-    // The portrait at rest: the median of the first second (idle frames) per grid cell.
-    let rest: Vec<u8> = (0..analysis::GRID * analysis::GRID)
-        .map(|i| {
-            let mut v: Vec<u8> = frames.iter().skip(5).take(25).map(|f| f.grid[i]).collect();
-            v.sort_unstable();
-            v.get(v.len() / 2).copied().unwrap_or(0)
-        })
-        .collect();
-    let raw: Vec<f64> = frames
-        .iter()
-        .map(|f| analysis::region_diff(&rest, &f.grid, mouth_at.0, mouth_at.1, 1))
-        .collect();
-    // Idle head motion drifts the whole face slowly (a tenth of a hertz); the mouth moves at syllable rate.
-    // Subtracting the rolling minimum over +-1 s keeps the mouth and drops the drift.
-    let mouth = (0..raw.len())
-        .map(|i| {
-            let window = &raw[i.saturating_sub(25)..(i + 26).min(raw.len())];
-            raw[i] - window.iter().copied().fold(f64::INFINITY, f64::min)
-        })
-        .collect();
-    let mut audio_t = Vec::new();
-    let mut audio_env = Vec::new();
-    for &(_, first, n, rtp) in &audio.frames {
-        let (a, b) = (first as usize, (first + n) as usize);
-        let Some(chunk) = audio.samples.get(a..b.min(audio.samples.len())) else {
-            continue;
-        };
-        audio_t.push(aclock.at(rtp).unwrap_or(f64::NAN));
-        audio_env.push(
-            analysis::envelope(chunk, chunk.len().max(1))
-                .first()
-                .copied()
-                .unwrap_or(0.0),
-        );
-    }
-    Received {
-        frames,
-        video_t,
-        mouth,
-        audio,
-        audio_t,
-        audio_env,
-    }
-}
-
-impl Received {
-    /// (fps, longest gap) over sender timestamps, and the longest gap between arrivals, within the span where
-    /// frames flowed (the first second skipped: the encoder's start).
-    fn pacing(&self) -> (f64, f64, f64) {
-        let t0 = self.video_t.first().copied().unwrap_or(0.0) + 1.0;
-        let sent: Vec<f64> = self.video_t.iter().copied().filter(|t| *t >= t0).collect();
-        let span = sent.last().copied().unwrap_or(0.0) - sent.first().copied().unwrap_or(0.0);
-        let fps = (sent.len().saturating_sub(1)) as f64 / span.max(1e-9);
-        let gap = sent.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-        let (a0, a1) = (
-            self.frames[0].at + 1.0,
-            self.frames[self.frames.len() - 1].at,
-        );
-        let (_, arrival_gap) = analysis::fps_and_max_gap(&self.frames, a0, a1);
-        (fps, gap, arrival_gap)
-    }
-
-    /// Sender times where the avatar's audio is speech (RMS above 10% of its peak).
-    fn loud(&self) -> Vec<f64> {
-        let peak = self.audio_env.iter().copied().fold(0.0, f64::max);
-        self.audio_t
-            .iter()
-            .zip(&self.audio_env)
-            .filter(|(_, e)| **e > 0.1 * peak)
-            .map(|(t, _)| *t)
-            .collect()
-    }
 }
 
 #[test]
@@ -380,7 +278,7 @@ fn speech_to_video(env: &TestEnv) {
     );
 
     let report = s.room.stop_and_report();
-    let rx = received(&report, AVATAR, mouth_at);
+    let rx = analysis::received(&report, AVATAR, mouth_at);
     let (fps, gap, arrival_gap) = rx.pacing();
     println!(
         "MEASURED fps={fps:.2} max_interval_ms={:.1} (sender timestamps) max_arrival_gap_ms={:.0} frames={} over {:.1} s",
@@ -580,7 +478,7 @@ fn interruption(env: &TestEnv) {
     });
 
     let report = s.room.stop_and_report();
-    let rx = received(&report, AVATAR, mouth_at);
+    let rx = analysis::received(&report, AVATAR, mouth_at);
     // The clear, on the room's clock: when the room relayed it; frames from then on, on arrival.
     let t0 = report["t0_unix"].as_f64().unwrap_or(0.0);
     let clear_at = t_clear - t0;

@@ -13,7 +13,8 @@ exchange data, and it records what it receives so tests can assert on it:
 - a JSON report, rewritten twice a second and at exit.
 
 Control (plain HTTP GET on the same port): `/control/remove?identity=X` (RemoveParticipant),
-`/control/drop?identity=X` (the connection dies without a leave), `/control/close` (delete the room), `/health`.
+`/control/drop?identity=X` (the connection dies without a leave), `/control/record?on=1|0` (per-frame
+recording windows), `/control/close` (delete the room), `/health`.
 
 usage: room.py --host 10.77.0.1 --port 7880 --secret S --report out/report.json --out-dir out
 """
@@ -251,6 +252,7 @@ class Server:
         self.report = {"started": time.time(), "t0_unix": T0_UNIX, "auth_failures": 0, "participants": [], "data": {
             "relayed": 0, "undeliverable": 0, "by_kind": {}, "rpc_v1": [], "streams": []}}
         self.stream_topics = {}  # stream_id -> header record
+        self.recording = not args.no_record
         self.tasks = set()
         os.makedirs(args.out_dir, exist_ok=True)
 
@@ -292,6 +294,18 @@ class Server:
                     found = True
                     self.spawn(self.disconnect(room, p, models.DisconnectReason.PARTICIPANT_REMOVED))
             return conn.respond(HTTPStatus.OK if found else HTTPStatus.NOT_FOUND, f"remove {ident}: {found}\n")
+        if path == "/control/record":
+            # Per-frame recording on (a new window: earlier per-frame data is dropped) or off (counters only),
+            # so hour-long runs keep a few windows, not an hour of frames.
+            on = (q.get("on") or ["1"])[0] == "1"
+            if on:
+                for pr in self.report["participants"]:
+                    for v in pr["video"]:
+                        v["arrivals"], v["grid"], v["samples"] = [], [], []
+                    for a in pr["audio"]:
+                        a["rotate"] = True
+            self.recording = on
+            return conn.respond(HTTPStatus.OK, f"recording {on}\n")
         if path == "/control/drop":
             # The network fails under the participant: no leave, no goodbye; signalling and media just stop.
             ident = (q.get("identity") or [""])[0]
@@ -545,9 +559,11 @@ class Server:
             rec["width"], rec["height"] = f.width, f.height
             key = f"{f.width}x{f.height}"
             rec["resolutions"][key] = rec["resolutions"].get(key, 0) + 1
-            rec["arrivals"].append([t, f.pts])
             if rec.get("first_at_unix") is None:
                 rec["first_at_unix"] = time.time()
+            if not self.recording:
+                continue
+            rec["arrivals"].append([t, f.pts])
             # A 32x32 grid of block-mean luma per frame (base64 uint8): lets tests find motion anywhere
             # (the mouth, the eyes) without knowing the resolution the sender chose.
             y = f.to_ndarray(format="gray")
@@ -584,6 +600,16 @@ class Server:
                 break
             if rec.get("rtp_origin") is None:
                 rec["rtp_origin"] = rtp_origin(receiver)
+            rec["frames"] += 1
+            if rec.pop("rotate", False) and w is not None:
+                # A new recording window: a new WAV, sample indices from 0.
+                w.close()
+                w = None
+                rec["window"] = rec.get("window", 0) + 1
+                path = os.path.join(self.args.out_dir, f"{p.identity}_a{idx}_w{rec['window']}.wav")
+                rec["wav"], rec["arrivals"], rec["samples"] = path, [], 0
+            if not self.recording:
+                continue
             arr = f.to_ndarray()
             ch = len(f.layout.channels)
             if w is None:
@@ -594,7 +620,6 @@ class Server:
                 rec["sample_rate"], rec["channels"], rec["first_at"] = f.sample_rate, ch, now()
             data = arr.astype("<i2").tobytes()
             w.writeframes(data)
-            rec["frames"] += 1
             rec["arrivals"].append([now(), rec["samples"], f.samples, f.pts])
             rec["samples"] += f.samples
             rec["peak"] = max(rec["peak"], int(abs(arr.astype("int32")).max()) if arr.size else 0)
@@ -624,6 +649,7 @@ async def main():
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--duration", type=float, default=600.0)
     ap.add_argument("--no-decode", action="store_true", help="drop received media undecoded (capacity runs)")
+    ap.add_argument("--no-record", action="store_true", help="start with per-frame recording off (/control/record)")
     args = ap.parse_args()
     if args.no_decode:
         rtcrtpreceiver.decoder_worker = discarding_decoder_worker

@@ -378,6 +378,135 @@ pub fn best_lag(a: &[f64], b: &[f64], max: i64) -> (i64, f64) {
     best
 }
 
+/// Everything the room saw of one avatar, on the sender's clock.
+pub struct Received {
+    pub frames: Vec<VideoFrame>,
+    /// Sender time of each frame.
+    pub video_t: Vec<f64>,
+    /// Mouth motion of each frame against the portrait at rest.
+    pub mouth: Vec<f64>,
+    pub audio: ReceivedAudio,
+    /// Sender time and RMS of each received audio packet (20 ms).
+    pub audio_t: Vec<f64>,
+    pub audio_env: Vec<f64>,
+}
+
+/// What the room received from `identity` (its latest record), with the mouth's motion measured around
+/// `mouth_at` (normalised coordinates).
+pub fn received(report: &Value, identity: &str, mouth_at: (f64, f64)) -> Received {
+    let p = report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == identity))
+        .cloned()
+        .unwrap_or_else(|| panic!("{identity} never joined the room"));
+    let frames = video_frames(&p, 0);
+    assert!(frames.len() > 50, "only {} frames received", frames.len());
+    let vclock = SenderClock::of(&p["video"][0], 90_000.0);
+    let audio = received_audio(&p, 0);
+    let aclock = SenderClock::of(&p["audio"][0], f64::from(audio.rate));
+    assert!(
+        !vclock.is_empty() && !aclock.is_empty(),
+        "no RTCP sender reports recorded"
+    );
+    let video_t: Vec<f64> = frames
+        .iter()
+        .map(|f| vclock.at(f.rtp).unwrap_or(f64::NAN))
+        .collect();
+    // The portrait at rest: the median of the first second (idle frames) per grid cell.
+    let rest: Vec<u8> = (0..GRID * GRID)
+        .map(|i| {
+            let mut v: Vec<u8> = frames.iter().skip(5).take(25).map(|f| f.grid[i]).collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        })
+        .collect();
+    let raw: Vec<f64> = frames
+        .iter()
+        .map(|f| region_diff(&rest, &f.grid, mouth_at.0, mouth_at.1, 1))
+        .collect();
+    // Idle head motion drifts the whole face slowly (a tenth of a hertz); the mouth moves at syllable rate.
+    // Subtracting the rolling minimum over +-1 s keeps the mouth and drops the drift.
+    let mouth = (0..raw.len())
+        .map(|i| {
+            let window = &raw[i.saturating_sub(25)..(i + 26).min(raw.len())];
+            raw[i] - window.iter().copied().fold(f64::INFINITY, f64::min)
+        })
+        .collect();
+    let mut audio_t = Vec::new();
+    let mut audio_env = Vec::new();
+    for &(_, first, n, rtp) in &audio.frames {
+        let (a, b) = (first as usize, (first + n) as usize);
+        let Some(chunk) = audio.samples.get(a..b.min(audio.samples.len())) else {
+            continue;
+        };
+        audio_t.push(aclock.at(rtp).unwrap_or(f64::NAN));
+        audio_env.push(
+            envelope(chunk, chunk.len().max(1))
+                .first()
+                .copied()
+                .unwrap_or(0.0),
+        );
+    }
+    Received {
+        frames,
+        video_t,
+        mouth,
+        audio,
+        audio_t,
+        audio_env,
+    }
+}
+
+impl Received {
+    /// (fps, longest gap) over sender timestamps, and the longest gap between arrivals, within the span where
+    /// frames flowed (the first second skipped: the encoder's start).
+    pub fn pacing(&self) -> (f64, f64, f64) {
+        let t0 = self.video_t.first().copied().unwrap_or(0.0) + 1.0;
+        let sent: Vec<f64> = self.video_t.iter().copied().filter(|t| *t >= t0).collect();
+        let span = sent.last().copied().unwrap_or(0.0) - sent.first().copied().unwrap_or(0.0);
+        let fps = (sent.len().saturating_sub(1)) as f64 / span.max(1e-9);
+        let gap = sent.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        let (a0, a1) = (
+            self.frames[0].at + 1.0,
+            self.frames[self.frames.len() - 1].at,
+        );
+        let (_, arrival_gap) = fps_and_max_gap(&self.frames, a0, a1);
+        (fps, gap, arrival_gap)
+    }
+
+    /// Sender times where the avatar's audio is speech (RMS above 10% of its peak).
+    pub fn loud(&self) -> Vec<f64> {
+        let peak = self.audio_env.iter().copied().fold(0.0, f64::max);
+        self.audio_t
+            .iter()
+            .zip(&self.audio_env)
+            .filter(|(_, e)| **e > 0.1 * peak)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+}
+
+/// Where the picture moves most (the mouth, while the avatar speaks): the centroid of the `n` grid cells with
+/// the most frame-to-frame change, in normalised coordinates.
+pub fn most_active(frames: &[VideoFrame], n: usize) -> (f64, f64) {
+    let mut var = vec![0.0f64; GRID * GRID];
+    for w in frames.windows(2) {
+        for (i, v) in var.iter_mut().enumerate() {
+            *v += (f64::from(w[1].grid[i]) - f64::from(w[0].grid[i])).abs();
+        }
+    }
+    let mut idx: Vec<usize> = (0..var.len()).collect();
+    idx.sort_by(|a, b| var[*b].total_cmp(&var[*a]));
+    idx.truncate(n.max(1));
+    let (sx, sy) = idx.iter().fold((0.0, 0.0), |(x, y), &i| {
+        (x + (i % GRID) as f64 + 0.5, y + (i / GRID) as f64 + 0.5)
+    });
+    (
+        sx / idx.len() as f64 / GRID as f64,
+        sy / idx.len() as f64 / GRID as f64,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,10 +2,10 @@
 //! its workers, the LiveKit test room and LiveKit's Python SDK as the agent. Prints a table: each figure the
 //! median of several runs, with min and max. Run it with `scripts/bench.sh` (root: namespaces).
 //!
-//!   lipcast-bench [--runs N] [--quick] [--only SECTION,...]
+//!   lipcast-bench [--runs N] [--quick] [--only SECTION,...] [--drift-minutes M]
 //!
 //! Sections: cold-start, first-frame, audio-to-mouth, pacing, capacity, stages, efficiency, supervisor,
-//! side-by-side.
+//! side-by-side; and, only when named, drift (a session of M minutes, 60 by default).
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -20,6 +20,7 @@ struct Opts {
     runs: usize,
     quick: bool,
     only: Option<BTreeSet<String>>,
+    drift_minutes: u64,
 }
 
 /// One line of the table.
@@ -704,12 +705,102 @@ fn side_by_side(env: &TestEnv, o: &Opts) -> Vec<Row> {
     ]
 }
 
+/// A long session of alternating speech and silence: the A/V offset on the sender's clock, measured in 20 s
+/// windows at the start, every 10 minutes and at the end, must not drift.
+fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
+    let total = Duration::from_secs(o.drift_minutes * 60);
+    let room = RoomProcess::start_with(env, 7880, &["--no-record"]);
+    let sup = Supervisor::start(&env.out_dir, &[("MAX_SESSION_SECONDS", "86400")]);
+    sup.wait_ready(Duration::from_secs(120));
+    let mut agent = Agent::start(
+        &room.url(),
+        &env.mint("d-agent", "drift", "agent", &[]),
+        "drift",
+        false,
+    );
+    agent.expect("connected", Duration::from_secs(20));
+    let task = launch(env, &sup, &room, "drift", "drift", "d-agent");
+    agent.send("wait_track avatar_video 20");
+    agent.expect("track_seen", Duration::from_secs(25));
+    let wav = env.out_dir.join("drift.wav");
+    analysis::espeak(
+        "Speech, then silence, again and again, for as long as the run lasts.",
+        &wav,
+    );
+    let window = Duration::from_secs(20);
+    let start = Instant::now();
+    let mut marks: Vec<Duration> = vec![Duration::from_secs(5)];
+    let mut m = Duration::from_secs(600);
+    while m + window + Duration::from_secs(30) < total {
+        marks.push(m);
+        m += Duration::from_secs(600);
+    }
+    marks.push(total.saturating_sub(window + Duration::from_secs(5)));
+    let mut offsets = Vec::new();
+    for mark in marks {
+        // Speech and silence until the window opens, then through it.
+        let mut recording = false;
+        loop {
+            let t = start.elapsed();
+            if !recording && t >= mark {
+                room.control("/control/record?on=1");
+                recording = true;
+            }
+            if recording && t >= mark + window {
+                break;
+            }
+            agent.send(&format!("send_wav {}", wav.display()));
+            agent.expect("wav_sent", Duration::from_secs(30));
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        room.control("/control/record?on=0");
+        std::thread::sleep(Duration::from_millis(800)); // the report is rewritten twice a second
+        let report = room.report();
+        let frames = report["participants"]
+            .as_array()
+            .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == "drift"))
+            .map(|p| analysis::video_frames(p, 0))
+            .unwrap_or_default();
+        let at = analysis::most_active(&frames, 6);
+        let rx = analysis::received(&report, "drift", at);
+        let (shift, c) =
+            analysis::av_shift(&rx.video_t, &rx.mouth, &rx.audio_t, &rx.audio_env, 0.2);
+        println!(
+            "drift: window at {:>5.0} s: A/V offset {:+.0} ms (correlation {c:.2})",
+            mark.as_secs_f64(),
+            shift * 1e3
+        );
+        offsets.push((mark, shift * 1e3));
+    }
+    sup.post(&format!("/tasks/{task}/stop"));
+    let first = offsets.first().map_or(f64::NAN, |o| o.1);
+    let last = offsets.last().map_or(f64::NAN, |o| o.1);
+    vec![
+        Row::new(
+            format!(
+                "A/V offset, first window (sender clock), {} min run",
+                o.drift_minutes
+            ),
+            vec![first],
+            "ms",
+        ),
+        Row::new("A/V offset, last window", vec![last], "ms"),
+        Row::new(
+            "A/V drift over the run (last - first)",
+            vec![(last - first).abs()],
+            "ms",
+        )
+        .target("<=", 40.0),
+    ]
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut o = Opts {
         runs: 5,
         quick: false,
         only: None,
+        drift_minutes: 60,
     };
     let mut i = 1;
     while i < args.len() {
@@ -719,6 +810,10 @@ fn main() {
                 o.runs = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(5);
             }
             "--quick" => o.quick = true,
+            "--drift-minutes" => {
+                i += 1;
+                o.drift_minutes = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(60);
+            }
             "--only" => {
                 i += 1;
                 o.only = args
@@ -792,6 +887,12 @@ fn main() {
     }
     if want("side-by-side") {
         for r in side_by_side(&env, &o) {
+            r.print();
+        }
+    }
+    // Not in the default run: it takes as long as --drift-minutes (60).
+    if o.only.as_ref().is_some_and(|set| set.contains("drift")) {
+        for r in drift(&env, &o) {
             r.print();
         }
     }
