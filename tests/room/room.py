@@ -352,7 +352,8 @@ class Server:
         room.participants.pop(p.identity, None)
         p.info.state = models.ParticipantInfo.DISCONNECTED
         p.info.disconnect_reason = reason
-        for o in room.participants.values():
+        # Others may leave while we await their sends: iterate over a copy.
+        for o in list(room.participants.values()):
             await o.send(update=rtc.ParticipantUpdate(participants=[p.info]))
         await p.pc.close()
         log(p.identity, "left:", models.DisconnectReason.Name(reason))

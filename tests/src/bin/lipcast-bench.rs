@@ -709,7 +709,9 @@ fn side_by_side(env: &TestEnv, o: &Opts) -> Vec<Row> {
 /// windows at the start, every 10 minutes and at the end, must not drift.
 fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
     let total = Duration::from_secs(o.drift_minutes * 60);
-    let room = RoomProcess::start_with(env, 7880, &["--no-record"]);
+    // The room ends itself after --duration seconds (600 by default): give it the whole run and a margin.
+    let lifetime = (total.as_secs() + 600).to_string();
+    let room = RoomProcess::start_with(env, 7880, &["--no-record", "--duration", &lifetime]);
     let sup = Supervisor::start(&env.out_dir, &[("MAX_SESSION_SECONDS", "86400")]);
     sup.wait_ready(Duration::from_secs(120));
     let mut agent = Agent::start(
