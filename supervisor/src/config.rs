@@ -112,6 +112,25 @@ pub struct Config {
     #[arg(long, env = "MODEL_PACK")]
     pub model_pack: Option<PathBuf>,
 
+    /// Download the model pack from this http(s) URL (a .tar.gz, .tar or .zip archive) on first start, into
+    /// DATA_DIR/packs/, and reuse it later. Needs MODEL_PACK_SHA256; excludes MODEL_PACK.
+    #[arg(long, env = "MODEL_PACK_URL")]
+    pub model_pack_url: Option<String>,
+
+    /// sha256 of the archive at MODEL_PACK_URL (64 hex digits); a download that does not match is refused.
+    #[arg(long, env = "MODEL_PACK_SHA256")]
+    pub model_pack_sha256: Option<String>,
+
+    /// Largest pack archive MODEL_PACK_URL may deliver, and largest total it may unpack to, MiB.
+    #[arg(long, env = "MODEL_PACK_MAX_MB", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub model_pack_max_mb: u64,
+
+    /// Seconds without any bytes from the MODEL_PACK_URL server before the attempt is retried.
+    #[arg(long, env = "MODEL_PACK_STALL_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub model_pack_stall_seconds: u64,
+
     /// Audio front end of the built-in pack: network (the trained audio-to-mouth model, default) or dsp.
     #[arg(long, env = "AUDIO_FRONTEND")]
     pub audio_frontend: Option<String>,
@@ -162,6 +181,62 @@ impl Config {
         }
         config.api_secret = config.api_secret.filter(|s| !s.is_empty());
         config
+    }
+
+    /// Checks settings that depend on each other (clap checks each one alone).
+    pub fn validate(&self) -> Result<(), String> {
+        let url = self
+            .model_pack_url
+            .as_deref()
+            .filter(|s| !s.trim().is_empty());
+        let sha = self
+            .model_pack_sha256
+            .as_deref()
+            .filter(|s| !s.trim().is_empty());
+        match (url, sha) {
+            (Some(_), None) => {
+                return Err("MODEL_PACK_URL is set but MODEL_PACK_SHA256 is not: give the archive's sha256 \
+                            so the download can be verified"
+                    .into());
+            }
+            (None, Some(_)) => {
+                return Err("MODEL_PACK_SHA256 is set but MODEL_PACK_URL is not".into());
+            }
+            (Some(_), Some(_)) if self.model_pack.is_some() => {
+                return Err(
+                    "MODEL_PACK and MODEL_PACK_URL are both set: use one (a folder, or a URL to \
+                            download the pack from)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        self.pack_source().map(|_| ())
+    }
+
+    /// The pack to download, when MODEL_PACK_URL is set.
+    pub fn pack_source(&self) -> Result<Option<crate::packs::Source>, String> {
+        let (Some(url), Some(sha)) = (
+            self.model_pack_url
+                .as_deref()
+                .filter(|s| !s.trim().is_empty()),
+            self.model_pack_sha256
+                .as_deref()
+                .filter(|s| !s.trim().is_empty()),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(crate::packs::Source {
+            url: crate::packs::parse_url(url)?,
+            sha256: crate::packs::parse_sha256(sha)?,
+            max_bytes: self.model_pack_max_mb.saturating_mul(1024 * 1024),
+            stall: Duration::from_secs(self.model_pack_stall_seconds),
+            backoff: Duration::from_secs(1),
+        }))
+    }
+
+    pub fn packs_dir(&self) -> PathBuf {
+        self.data_dir.join("packs")
     }
 
     pub fn db_path(&self) -> PathBuf {

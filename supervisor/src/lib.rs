@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod packs;
 pub mod pool;
 pub mod portrait;
 mod pruner;
@@ -37,6 +38,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
              Set API_SECRET (or BITHUMAN_API_SECRET) in production."
         );
     }
+    config.validate().map_err(anyhow::Error::msg)?;
+    let pack_source = config.pack_source().map_err(anyhow::Error::msg)?;
     let allow = config
         .image_fetch_allow
         .iter()
@@ -64,34 +67,48 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let metrics = Metrics::new(config.max_sessions);
     let config = Arc::new(config);
-    let pool = Pool::start(
-        PoolConfig {
-            worker: WorkerConfig {
-                program: worker_bin,
-                run_dir: config.run_dir(),
-                prepare: PrepareRequest {
-                    pack_dir: config
-                        .model_pack
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    device: config.device.clone(),
-                    intra_threads: config.worker_threads,
-                    audio_frontend: config.audio_frontend.clone().unwrap_or_default(),
-                    max_long_side: config.max_long_side,
-                },
-                memory_limit: config.worker_memory_limit(),
+    let pool_config = PoolConfig {
+        worker: WorkerConfig {
+            program: worker_bin,
+            run_dir: config.run_dir(),
+            prepare: PrepareRequest {
+                pack_dir: config
+                    .model_pack
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                device: config.device.clone(),
+                intra_threads: config.worker_threads,
+                audio_frontend: config.audio_frontend.clone().unwrap_or_default(),
+                max_long_side: config.max_long_side,
             },
-            warm_target: if config.auto_prewarm {
-                config.warm_workers
-            } else {
-                0
-            },
-            max_sessions: config.max_sessions,
+            memory_limit: config.worker_memory_limit(),
         },
-        store.clone(),
-        metrics.clone(),
-    );
+        warm_target: if config.auto_prewarm {
+            config.warm_workers
+        } else {
+            0
+        },
+        max_sessions: config.max_sessions,
+    };
+    let pool = match pack_source {
+        None => Pool::start(pool_config, store.clone(), metrics.clone()),
+        Some(source) => {
+            let pool = Pool::start_closed(
+                pool_config.clone(),
+                store.clone(),
+                metrics.clone(),
+                "the model pack from MODEL_PACK_URL is being prepared".to_owned(),
+            );
+            tokio::spawn(fetch_pack(
+                source,
+                config.packs_dir(),
+                pool.clone(),
+                pool_config.worker,
+            ));
+            pool
+        }
+    };
     let sessions = Sessions::new(store.clone(), config.clone(), pool, metrics.clone());
     let orphaned = sessions
         .fail_all_active(
@@ -143,6 +160,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("lipcast-supervisor stopped");
     Ok(())
+}
+
+/// Downloads (or finds) the pack from `MODEL_PACK_URL` in the background, so `/health` answers at once, then
+/// opens the pool on it. A failure is final: logged, and `/ready` stays `not_ready` with it as the detail.
+async fn fetch_pack(
+    source: packs::Source,
+    packs_dir: std::path::PathBuf,
+    pool: Pool,
+    mut worker: WorkerConfig,
+) {
+    let status = {
+        let pool = pool.clone();
+        move |p: packs::Progress| {
+            pool.set_waiting(format!(
+                "the model pack is downloading from MODEL_PACK_URL: {p}"
+            ))
+        }
+    };
+    match packs::ensure(&source, &packs_dir, &status).await {
+        Ok(dir) => {
+            worker.prepare.pack_dir = dir.display().to_string();
+            pool.open(worker);
+        }
+        Err(e) => {
+            tracing::error!(url = %packs::download::redact(&source.url), "the model pack from MODEL_PACK_URL cannot be used: {e}; \
+                /ready stays not_ready (fix the setting or the server and restart)");
+            pool.set_waiting(format!(
+                "the model pack from MODEL_PACK_URL cannot be used: {e}"
+            ));
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -34,12 +34,18 @@ pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> 
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
+    let mut body = json!({
         "status": status,
         "model_ready": model_ready,
         "active_sessions": active,
         "available_sessions": max.saturating_sub(active),
         "max_sessions": max,
     });
+    // Why the model is not ready (a pack downloading or failed, a worker that cannot load it).
+    if status == "not_ready"
+        && let Some(why) = state.sessions.pool().not_ready_reason()
+    {
+        body["detail"] = why.into();
+    }
     Ok((code, Json(body)).into_response())
 }

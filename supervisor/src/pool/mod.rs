@@ -5,6 +5,10 @@
 //! one session and exits; the pool refills. Without prewarming, one worker is still started at start-up to
 //! verify the model pack (that is what `model_ready` means), then stopped.
 //!
+//! A pool can also start *closed* ([`Pool::start_closed`]): no worker starts until [`Pool::open`] names the
+//! model pack (a pack still downloading from `MODEL_PACK_URL`); meanwhile launches are refused as not ready
+//! and [`Pool::not_ready_reason`] says why.
+//!
 //! - [`process`]: spawning, exit notification, killing and reaping.
 //! - [`client`]: the gRPC client and the contract handshake.
 //! - [`worker`]: one worker: start-up, health monitor, stop and kill.
@@ -17,7 +21,7 @@ pub mod worker;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -61,6 +65,8 @@ pub enum PoolError {
     Start(#[from] WorkerError),
     #[error("the server is shutting down")]
     Closed,
+    #[error("{0}")]
+    NotOpen(String),
 }
 
 #[derive(Clone)]
@@ -70,6 +76,10 @@ pub struct Pool {
 
 struct Inner {
     cfg: PoolConfig,
+    /// The workers' configuration once the pool is open (the model pack is in place).
+    worker: OnceLock<WorkerConfig>,
+    /// Why the pool is not open yet (or never will be).
+    waiting: Mutex<String>,
     store: TaskStore,
     metrics: Metrics,
     idle: Mutex<VecDeque<Ready>>,
@@ -86,9 +96,24 @@ struct Inner {
 impl Pool {
     /// Starts the pool's refill loop (and, without prewarming, the one verification worker).
     pub fn start(cfg: PoolConfig, store: TaskStore, metrics: Metrics) -> Self {
-        let pool = Pool {
+        let worker = cfg.worker.clone();
+        let pool = Self::start_closed(cfg, store, metrics, String::new());
+        pool.open(worker);
+        pool
+    }
+
+    /// A pool that starts no worker until [`Pool::open`]; `waiting` says why (for `/ready`).
+    pub fn start_closed(
+        cfg: PoolConfig,
+        store: TaskStore,
+        metrics: Metrics,
+        waiting: String,
+    ) -> Self {
+        Pool {
             inner: Arc::new(Inner {
                 cfg,
+                worker: OnceLock::new(),
+                waiting: Mutex::new(waiting),
                 store,
                 metrics,
                 idle: Mutex::new(VecDeque::new()),
@@ -101,12 +126,43 @@ impl Pool {
                 retry_at: Mutex::new(None),
                 last_error: Mutex::new(None),
             }),
-        };
-        tokio::spawn(pool.clone().refill_loop());
-        if pool.inner.cfg.warm_target == 0 {
-            tokio::spawn(pool.clone().verify());
         }
-        pool
+    }
+
+    /// Opens the pool with the workers' configuration (the model pack in place): the refill loop and, without
+    /// prewarming, the verification worker start. Opening twice does nothing.
+    pub fn open(&self, worker: WorkerConfig) {
+        if self.inner.worker.set(worker).is_err() {
+            return;
+        }
+        tokio::spawn(self.clone().refill_loop());
+        if self.inner.cfg.warm_target == 0 {
+            tokio::spawn(self.clone().verify());
+        }
+        self.wake();
+    }
+
+    /// Says why the pool is not open yet (download progress), or why it never will be (a failure).
+    pub fn set_waiting(&self, why: String) {
+        *self.inner.waiting.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    /// Why `/ready` is not ready, in a sentence: the pack still downloading or failed, or the last worker
+    /// failure. `None` when the model is ready or nothing is known yet.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.model_ready() {
+            return None;
+        }
+        if self.inner.worker.get().is_none() {
+            let why = self
+                .inner
+                .waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            return Some(why).filter(|w| !w.is_empty());
+        }
+        self.last_error()
     }
 
     fn idle(&self) -> MutexGuard<'_, VecDeque<Ready>> {
@@ -142,7 +198,12 @@ impl Pool {
 
     async fn start_worker(&self) -> Result<Ready, WorkerError> {
         let i = &self.inner;
-        let started = Worker::start(self.next_id(), &i.cfg.worker, &i.store, &i.metrics).await;
+        let Some(worker) = i.worker.get() else {
+            return Err(WorkerError::Prepare(
+                "the model pack is not in place yet".to_owned(),
+            ));
+        };
+        let started = Worker::start(self.next_id(), worker, &i.store, &i.metrics).await;
         match &started {
             Ok(ready) => {
                 if !i.model_ready.swap(true, Ordering::AcqRel) {
@@ -201,6 +262,11 @@ impl Pool {
     pub async fn acquire(&self, within: Duration) -> Result<(Ready, Source), PoolError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PoolError::Closed);
+        }
+        if self.inner.worker.get().is_none() {
+            return Err(PoolError::NotOpen(self.not_ready_reason().unwrap_or_else(
+                || "the model pack is not in place yet".to_owned(),
+            )));
         }
         loop {
             let next = self.idle().pop_front();
