@@ -5,6 +5,7 @@
 //! - [`agent`]: the agent side, LiveKit's real Python SDK (`tests/room/agent.py`).
 //! - [`supervisor`]: the real `lipcast-supervisor` binary, driven over HTTP.
 //! - [`token`]: LiveKit access tokens for the test room.
+//! - [`packserver`]: an HTTP server for model-pack downloads, with faults on demand.
 //!
 //! Missing prerequisites (root, iproute2, the vendored engine, the test venv, release binaries) fail the
 //! test with a message saying what to run; nothing is skipped silently.
@@ -13,6 +14,7 @@ pub mod agent;
 pub mod analysis;
 pub mod launch;
 pub mod netns;
+pub mod packserver;
 pub mod paths;
 pub mod room;
 pub mod supervisor;
