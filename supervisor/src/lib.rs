@@ -172,11 +172,7 @@ async fn fetch_pack(
 ) {
     let status = {
         let pool = pool.clone();
-        move |p: packs::Progress| {
-            pool.set_waiting(format!(
-                "the model pack is downloading from MODEL_PACK_URL: {p}"
-            ))
-        }
+        move |s: packs::Status| pool.set_waiting(s.to_string())
     };
     match packs::ensure(&source, &packs_dir, &status).await {
         Ok(dir) => {

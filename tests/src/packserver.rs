@@ -152,7 +152,7 @@ fn serve(mut conn: TcpStream, body: &[u8], b: Behaviour, requests: &Mutex<Vec<St
         }
         None => {
             head.push_str("HTTP/1.1 200 OK\r\n");
-            &body[..]
+            body
         }
     };
     if b.ranges {

@@ -23,6 +23,36 @@ use sha2::{Digest, Sha256};
 
 pub use download::Progress;
 
+/// Where a download stands, for `/ready`'s detail.
+#[derive(Debug, Clone, Copy)]
+pub enum Status {
+    Downloading(Progress),
+    Verifying,
+    Unpacking,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Downloading(p) => {
+                write!(f, "the model pack is downloading from MODEL_PACK_URL: {p}")
+            }
+            Status::Verifying => {
+                write!(
+                    f,
+                    "the model pack from MODEL_PACK_URL is downloaded; checking its sha256"
+                )
+            }
+            Status::Unpacking => {
+                write!(
+                    f,
+                    "the model pack from MODEL_PACK_URL is verified; unpacking it"
+                )
+            }
+        }
+    }
+}
+
 /// The marker file inside a completed pack folder.
 pub const MARKER: &str = ".lipcast-download.json";
 
@@ -121,11 +151,11 @@ pub fn installed(packs: &Path, sha256: &str) -> Option<PathBuf> {
 }
 
 /// Makes sure the pack is in `packs` (reusing an earlier download, else downloading, checking and
-/// unpacking it) and returns the folder holding its `manifest.toml`. `status` hears download progress.
+/// unpacking it) and returns the folder holding its `manifest.toml`. `status` hears how far it is.
 pub async fn ensure(
     source: &Source,
     packs: &Path,
-    status: &(dyn Fn(Progress) + Send + Sync),
+    status: &(dyn Fn(Status) + Send + Sync),
 ) -> Result<PathBuf, PackError> {
     tokio::fs::create_dir_all(packs)
         .await
@@ -143,7 +173,9 @@ pub async fn ensure(
         stall: source.stall,
         backoff: source.backoff,
     };
-    let archive_bytes = download::download(&fetch, &part, status).await?;
+    let archive_bytes =
+        download::download(&fetch, &part, &|p| status(Status::Downloading(p))).await?;
+    status(Status::Verifying);
 
     let started = Instant::now();
     let actual = {
@@ -166,6 +198,7 @@ pub async fn ensure(
         "model pack archive sha256 verified"
     );
 
+    status(Status::Unpacking);
     let tmp = packs.join(format!(".unpack-{}-{}", source.sha256, std::process::id()));
     let _ = tokio::fs::remove_dir_all(&tmp).await;
     tokio::fs::create_dir(&tmp)

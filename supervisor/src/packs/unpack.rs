@@ -25,8 +25,8 @@ pub enum UnpackError {
     ForbiddenKind { path: String, kind: &'static str },
     #[error("the archive unpacks to more than {limit} bytes")]
     TooLarge { limit: u64 },
-    #[error("the archive has more than {MAX_ENTRIES} entries")]
-    TooManyEntries,
+    #[error("the archive has more than {0} entries")]
+    TooManyEntries(usize),
     #[error("the archive is damaged: {0}")]
     Corrupt(String),
 }
@@ -67,10 +67,20 @@ pub fn sniff(path: &Path) -> Result<Format, UnpackError> {
 /// Unpacks `archive` into the existing, empty folder `dest`, writing at most `limit` bytes. Returns the
 /// bytes written.
 pub fn unpack(archive: &Path, dest: &Path, limit: u64) -> Result<u64, UnpackError> {
+    unpack_with(archive, dest, limit, MAX_ENTRIES)
+}
+
+fn unpack_with(
+    archive: &Path,
+    dest: &Path,
+    limit: u64,
+    max_entries: usize,
+) -> Result<u64, UnpackError> {
     let mut budget = Budget {
         limit,
         used: 0,
         entries: 0,
+        max_entries,
     };
     match sniff(archive)? {
         Format::Tar => unpack_tar(BufReader::new(File::open(archive)?), dest, &mut budget)?,
@@ -88,13 +98,14 @@ struct Budget {
     limit: u64,
     used: u64,
     entries: usize,
+    max_entries: usize,
 }
 
 impl Budget {
     fn entry(&mut self) -> Result<(), UnpackError> {
         self.entries += 1;
-        if self.entries > MAX_ENTRIES {
-            return Err(UnpackError::TooManyEntries);
+        if self.entries > self.max_entries {
+            return Err(UnpackError::TooManyEntries(self.max_entries));
         }
         Ok(())
     }
@@ -239,8 +250,8 @@ const S_IFLNK: u32 = 0o120_000;
 
 fn unpack_zip(file: File, dest: &Path, budget: &mut Budget) -> Result<(), UnpackError> {
     let mut zip = zip::ZipArchive::new(file).map_err(|e| UnpackError::Corrupt(e.to_string()))?;
-    if zip.len() > MAX_ENTRIES {
-        return Err(UnpackError::TooManyEntries);
+    if zip.len() > budget.max_entries {
+        return Err(UnpackError::TooManyEntries(budget.max_entries));
     }
     for i in 0..zip.len() {
         budget.entry()?;
@@ -502,7 +513,7 @@ mod tests {
     fn too_many_entries_are_refused() {
         let c = Case::new();
         let mut t = Vec::new();
-        for i in 0..=MAX_ENTRIES {
+        for i in 0..=100 {
             entry(
                 &mut t,
                 &format!("d{i}/"),
@@ -511,10 +522,15 @@ mod tests {
                 "",
             );
         }
+        let p = c.dir.path().join("archive");
+        std::fs::write(&p, finish(t)).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
-            c.run(&finish(t), 1 << 20),
-            Err(UnpackError::TooManyEntries)
+            unpack_with(&p, &c.out(), 1 << 20, 100),
+            Err(UnpackError::TooManyEntries(100))
         ));
+        let fresh = c.dir.path().join("fresh");
+        std::fs::create_dir(&fresh).unwrap_or_else(|e| panic!("{e}"));
+        assert!(unpack_with(&p, &fresh, 1 << 20, 101).is_ok());
     }
 
     #[test]
