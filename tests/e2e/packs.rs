@@ -247,6 +247,56 @@ fn pack_url_resumes_a_stalled_body_with_range() {
 }
 
 #[test]
+fn pack_url_logs_progress_at_a_bounded_rate() {
+    let dir = tmp("progress");
+    let (body, sha) = archive(&dir);
+    // About 7 s of download: more than one 5 s log period.
+    let rate = body.len() / 7;
+    let server = PackServer::start(
+        body,
+        Behaviour {
+            rate: Some(rate),
+            ..Behaviour::default()
+        },
+    );
+    let url = server.url("/pack.tar.gz");
+    let sup = Supervisor::start(&dir, &pack_env(&url, &sha));
+    // /ready shows the percentage while it downloads.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let detail = loop {
+        let (status, ready) = sup.get("/ready");
+        assert_eq!(status, 503, "{ready}");
+        let d = ready["detail"].as_str().unwrap_or_default().to_owned();
+        if d.contains("%)") {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "no progress in /ready: {ready}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        detail.starts_with("the model pack is downloading from MODEL_PACK_URL: "),
+        "{detail}"
+    );
+    let t = Instant::now();
+    sup.wait_ready(Duration::from_secs(90));
+    let line = wait_log(&sup, "model pack download: ", Duration::from_secs(1));
+    assert!(
+        line.contains("MiB (") && line.contains("%) at ") && line.contains("MiB/s"),
+        "{line}"
+    );
+    let lines = sup
+        .log()
+        .iter()
+        .filter(|l| l.contains("model pack download: "))
+        .count();
+    let took = t.elapsed().as_secs_f64() + 1.0;
+    assert!(
+        (1..=(took / 5.0).ceil() as usize + 1).contains(&lines),
+        "{lines} progress lines in about {took:.0} s"
+    );
+}
+
+#[test]
 fn pack_url_restarts_a_cut_download_when_the_server_has_no_range() {
     let dir = tmp("cut");
     let (body, sha) = archive(&dir);

@@ -24,6 +24,8 @@ pub struct Behaviour {
     /// Send `Content-Length` (else the body ends when the connection closes).
     pub content_length: bool,
     pub first: Option<Cut>,
+    /// Send the body at about this many bytes per second (else as fast as the socket takes it).
+    pub rate: Option<usize>,
 }
 
 impl Default for Behaviour {
@@ -32,6 +34,7 @@ impl Default for Behaviour {
             ranges: true,
             content_length: true,
             first: None,
+            rate: None,
         }
     }
 }
@@ -175,9 +178,21 @@ fn serve(mut conn: TcpStream, body: &[u8], b: Behaviour, requests: &Mutex<Vec<St
             let _ = conn.flush();
             std::thread::sleep(wait);
         }
-        _ => {
-            let _ = conn.write_all(part);
-        }
+        _ => match b.rate {
+            None => {
+                let _ = conn.write_all(part);
+            }
+            Some(rate) => {
+                // Ten slices a second.
+                let slice = (rate / 10).max(1);
+                for chunk in part.chunks(slice) {
+                    if conn.write_all(chunk).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        },
     }
     let _ = conn.shutdown(std::net::Shutdown::Both);
 }
