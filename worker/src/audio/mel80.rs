@@ -213,7 +213,9 @@ impl Mel80 {
             .process_with_scratch(&mut self.frame_buf, &mut self.spectrum, &mut self.scratch)
             .is_err()
         {
-            self.spectrum.iter_mut().for_each(|c| *c = Default::default());
+            self.spectrum
+                .iter_mut()
+                .for_each(|c| *c = Default::default());
         }
         let min_level = (MIN_LEVEL_DB / 20.0 * 10f64.ln()).exp();
         let mut frame = [0f32; N_MELS];
@@ -256,10 +258,7 @@ impl Mel80 {
         }
         for b in 0..N_MELS {
             for k in 0..len {
-                out[b * len + k] = self
-                    .frames
-                    .get(start + k)
-                    .map_or(-MAX_ABS as f32, |f| f[b]);
+                out[b * len + k] = self.frames.get(start + k).map_or(-MAX_ABS as f32, |f| f[b]);
             }
         }
     }

@@ -83,10 +83,14 @@ fn generator_benchmark(prepared: &Prepared, iterations: u32) -> Result<Benchmark
     use crate::audio::mel80::Mel80;
     use crate::generator::crop::{CropBox, Paster, Pixels, face_input};
     let Some(spec) = prepared.generator_spec() else {
-        return Err(LoadError::NotGenerator(prepared.pack().manifest.name.clone()));
+        return Err(LoadError::NotGenerator(
+            prepared.pack().manifest.name.clone(),
+        ));
     };
     let Some(model) = prepared.generate_model() else {
-        return Err(LoadError::NotGenerator(prepared.pack().manifest.name.clone()));
+        return Err(LoadError::NotGenerator(
+            prepared.pack().manifest.name.clone(),
+        ));
     };
     let batch = spec.batch_size as usize;
     let n = (iterations.clamp(1, MAX_ITERATIONS) as usize).div_ceil(batch) * batch;
@@ -127,7 +131,13 @@ fn generator_benchmark(prepared: &Prepared, iterations: u32) -> Result<Benchmark
         let t = Instant::now();
         mel_in.resize(batch * 80 * w, 0.0);
         for k in 0..batch {
-            mel.window(first + k, fps, spec.audio_offset, w, &mut mel_in[k * 80 * w..(k + 1) * 80 * w]);
+            mel.window(
+                first + k,
+                fps,
+                spec.audio_offset,
+                w,
+                &mut mel_in[k * 80 * w..(k + 1) * 80 * w],
+            );
         }
         face_in.clear();
         for _ in 0..batch {

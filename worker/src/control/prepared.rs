@@ -152,7 +152,9 @@ impl Prepared {
             animator.end_of_audio();
             if !animator.wait_generated(Duration::from_secs(60)) {
                 return Err(LoadError::Warmup(
-                    animator.failure().unwrap_or_else(|| "timed out after 60 s".into()),
+                    animator
+                        .failure()
+                        .unwrap_or_else(|| "timed out after 60 s".into()),
                 ));
             }
             for i in 0..4 {

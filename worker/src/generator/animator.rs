@@ -304,11 +304,11 @@ fn generate_loop(shared: &Shared, job: Job) {
             face_in.extend_from_slice(&job.face);
         }
         let t0 = Instant::now();
-        let result = job
-            .model
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .run(n, &mut mel_in, &mut face_in);
+        let result =
+            job.model
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .run(n, &mut mel_in, &mut face_in);
         let took = t0.elapsed();
         next = first + n;
         let mut st = shared.lock();
@@ -484,7 +484,8 @@ mod tests {
             consumed: 2,
             ..Default::default()
         };
-        st.done.extend([(1, vec![]), (2, vec![]), (3, vec![]), (5, vec![])]);
+        st.done
+            .extend([(1, vec![]), (2, vec![]), (3, vec![]), (5, vec![])]);
         assert_eq!(generated_ready(&st), 2);
         st.consumed = 4;
         assert_eq!(generated_ready(&st), 0);

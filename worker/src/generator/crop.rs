@@ -75,7 +75,12 @@ fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
         let p = img.get_pixel(x.clamp(0, w - 1) as u32, y.clamp(0, h - 1) as u32);
         [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])]
     };
-    let (a, b, c, d) = (px(xi, yi), px(xi + 1, yi), px(xi, yi + 1), px(xi + 1, yi + 1));
+    let (a, b, c, d) = (
+        px(xi, yi),
+        px(xi + 1, yi),
+        px(xi, yi + 1),
+        px(xi + 1, yi + 1),
+    );
     let mut out = [0.0; 3];
     for k in 0..3 {
         let top = a[k] + (b[k] - a[k]) * fx;
@@ -119,7 +124,11 @@ pub struct Paster {
 
 /// Linear ramp: 0 at `d = 0`, 1 at `d >= f` (f > 0); 1 everywhere for f = 0.
 fn ramp(d: f32, f: f32) -> f32 {
-    if f <= 0.0 { 1.0 } else { (d / f).clamp(0.0, 1.0) }
+    if f <= 0.0 {
+        1.0
+    } else {
+        (d / f).clamp(0.0, 1.0)
+    }
 }
 
 impl Paster {
@@ -219,7 +228,16 @@ mod tests {
         .unwrap();
         assert_eq!(b.side, 80);
         assert_eq!((b.x0, b.y0), (-10, 28));
-        assert!(CropBox::around(&[], &CropSpec { scale: 1.0, shift_down: 0.0 }).is_none());
+        assert!(
+            CropBox::around(
+                &[],
+                &CropSpec {
+                    scale: 1.0,
+                    shift_down: 0.0
+                }
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -238,7 +256,10 @@ mod tests {
         assert!((at(0, 3, 2) - 50.0 / 255.0).abs() < 1e-6, "upper half kept");
         assert_eq!(at(0, 4, 2), 0.0, "lower half masked");
         assert_eq!(at(2, 7, 7), 0.0);
-        assert!((at(4, 7, 7) - 100.0 / 255.0).abs() < 1e-6, "reference unmasked");
+        assert!(
+            (at(4, 7, 7) - 100.0 / 255.0).abs() < 1e-6,
+            "reference unmasked"
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub struct GenerateModel {
 }
 
 impl GenerateModel {
-    pub fn load(runtime: &Runtime, pack: &ModelPack, g: &GeneratorSpec) -> Result<Self, GenerateError> {
+    pub fn load(
+        runtime: &Runtime,
+        pack: &ModelPack,
+        g: &GeneratorSpec,
+    ) -> Result<Self, GenerateError> {
         let file = pack.file("generate")?;
         let loaded = runtime.load(&pack.path("generate")?)?;
         let (mel, face, out) = match (file.inputs.as_slice(), file.outputs.as_slice()) {
@@ -45,8 +49,16 @@ impl GenerateModel {
             }
         };
         let session = loaded.session;
-        let inputs: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
-        let outputs: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let inputs: Vec<String> = session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
+        let outputs: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         for want in [&mel.name, &face.name] {
             if !inputs.contains(want) {
                 return Err(GenerateError::Contract(format!(
@@ -80,7 +92,12 @@ impl GenerateModel {
 
     /// Runs `n` frames (1..=batch): `mel` holds `n` windows `[1, 80, W]`, `face` `n` inputs `[6, S, S]`. Returns
     /// `n` crops `[3, S, S]`, concatenated.
-    pub fn run(&mut self, n: usize, mel: &mut Vec<f32>, face: &mut Vec<f32>) -> Result<Vec<f32>, GenerateError> {
+    pub fn run(
+        &mut self,
+        n: usize,
+        mel: &mut Vec<f32>,
+        face: &mut Vec<f32>,
+    ) -> Result<Vec<f32>, GenerateError> {
         let (s, w) = (self.face_size, self.window);
         let (mel_len, face_len) = (80 * w, 6 * s * s);
         if n == 0 || n > self.batch || mel.len() != n * mel_len || face.len() != n * face_len {

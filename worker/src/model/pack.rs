@@ -214,7 +214,7 @@ impl ModelPack {
         match manifest.renderer.as_str() {
             "warp" if manifest.generator.is_some() => {
                 return Err(bad(
-                    "a [generator] table needs renderer = \"generator\"".into(),
+                    "a [generator] table needs renderer = \"generator\"".into()
                 ));
             }
             "warp" => {}
@@ -222,7 +222,7 @@ impl ModelPack {
                 Some(g) => check_generator(&manifest, g).map_err(bad)?,
                 None => {
                     return Err(bad(
-                        "renderer = \"generator\" needs a [generator] table".into(),
+                        "renderer = \"generator\" needs a [generator] table".into()
                     ));
                 }
             },
@@ -303,14 +303,22 @@ impl ModelPack {
 /// other; the ONNX file's own tensor names are checked when its session is created (`generator::model`).
 fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
     if m.frontend.is_some() {
-        return Err("frontend applies to warp packs only; a generator pack names [generator] audio_feature".into());
+        return Err(
+            "frontend applies to warp packs only; a generator pack names [generator] audio_feature"
+                .into(),
+        );
     }
     if !(32..=1024).contains(&g.face_size) {
-        return Err(format!("generator.face_size {} out of range 32..=1024", g.face_size));
+        return Err(format!(
+            "generator.face_size {} out of range 32..=1024",
+            g.face_size
+        ));
     }
     let [lo, hi] = g.value_range;
     if !(lo.is_finite() && hi.is_finite() && hi > lo) {
-        return Err(format!("generator.value_range [{lo}, {hi}] must be finite with hi > lo"));
+        return Err(format!(
+            "generator.value_range [{lo}, {hi}] must be finite with hi > lo"
+        ));
     }
     if !AUDIO_FEATURES.contains(&g.audio_feature.as_str()) {
         return Err(format!(
@@ -320,29 +328,53 @@ fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
         ));
     }
     if !(1..=64).contains(&g.audio_window) {
-        return Err(format!("generator.audio_window {} out of range 1..=64", g.audio_window));
+        return Err(format!(
+            "generator.audio_window {} out of range 1..=64",
+            g.audio_window
+        ));
     }
     if !(-64..=64).contains(&g.audio_offset) {
-        return Err(format!("generator.audio_offset {} out of range -64..=64", g.audio_offset));
+        return Err(format!(
+            "generator.audio_offset {} out of range -64..=64",
+            g.audio_offset
+        ));
     }
     if !(1..=32).contains(&g.batch_size) {
-        return Err(format!("generator.batch_size {} out of range 1..=32", g.batch_size));
+        return Err(format!(
+            "generator.batch_size {} out of range 1..=32",
+            g.batch_size
+        ));
     }
     if !(g.crop.scale.is_finite() && (0.5..=4.0).contains(&g.crop.scale)) {
-        return Err(format!("generator.crop.scale {} out of range 0.5..=4", g.crop.scale));
+        return Err(format!(
+            "generator.crop.scale {} out of range 0.5..=4",
+            g.crop.scale
+        ));
     }
     if !(g.crop.shift_down.is_finite() && (-0.5..=0.5).contains(&g.crop.shift_down)) {
-        return Err(format!("generator.crop.shift_down {} out of range -0.5..=0.5", g.crop.shift_down));
+        return Err(format!(
+            "generator.crop.shift_down {} out of range -0.5..=0.5",
+            g.crop.shift_down
+        ));
     }
     if !(g.paste.feather.is_finite() && (0.0..=0.5).contains(&g.paste.feather)) {
-        return Err(format!("generator.paste.feather {} out of range 0..=0.5", g.paste.feather));
+        return Err(format!(
+            "generator.paste.feather {} out of range 0..=0.5",
+            g.paste.feather
+        ));
     }
-    if m.files.iter().any(|f| f.role == "prepare" || f.role == "audio") {
+    if m.files
+        .iter()
+        .any(|f| f.role == "prepare" || f.role == "audio")
+    {
         return Err("roles \"prepare\" and \"audio\" are part of the contract but not supported by this worker yet".into());
     }
     let generate: Vec<&PackFile> = m.files.iter().filter(|f| f.role == "generate").collect();
     let [file] = generate.as_slice() else {
-        return Err(format!("a generator pack needs exactly one [[files]] entry with role \"generate\" ({} found)", generate.len()));
+        return Err(format!(
+            "a generator pack needs exactly one [[files]] entry with role \"generate\" ({} found)",
+            generate.len()
+        ));
     };
     let s = i64::from(g.face_size);
     let b = i64::from(g.batch_size);
@@ -372,7 +404,10 @@ fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
         ));
     }
     let [out] = file.outputs.as_slice() else {
-        return Err(format!("generate: declare 1 output [B,3,{s},{s}], {} declared", file.outputs.len()));
+        return Err(format!(
+            "generate: declare 1 output [B,3,{s},{s}], {} declared",
+            file.outputs.len()
+        ));
     };
     if !shape_ok(out, &[3, s, s]) {
         return Err(format!(
