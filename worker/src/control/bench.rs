@@ -261,6 +261,9 @@ pub struct BenchArgs {
     /// Audio front end (network or dsp; default: the pack's).
     #[arg(long, default_value = "")]
     pub frontend: String,
+    /// Model pack folder (default: the built-in pack), e.g. a generator pack.
+    #[arg(long)]
+    pub pack: Option<std::path::PathBuf>,
     /// Also write this many rendered I420 frames of synthetic speech, back to back, to this file (with a JSON
     /// sidecar `<file>.json` giving width, height and fps).
     #[arg(long)]
@@ -276,6 +279,11 @@ pub fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         device: "cpu".into(),
         intra_threads: args.threads,
         audio_frontend: args.frontend.clone(),
+        pack_dir: args
+            .pack
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         ..Default::default()
     })
     .context("loading the model pack")?;
@@ -285,7 +293,11 @@ pub fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| (s.name.clone(), serde_json::json!(s.avg_ms)))
         .collect();
-    if let Some(path) = &args.dump_frames {
+    if let Some(path) = args
+        .dump_frames
+        .as_ref()
+        .filter(|_| !prepared.is_generator())
+    {
         let portrait = prepared.default_portrait();
         let mut animator = prepared.warp_animator(portrait, 3)?;
         let speech = synth::syllables(args.dump_count as f32 / prepared.fps() as f32 + 1.0, 3);
@@ -307,6 +319,7 @@ pub fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
             "iterations": r.iterations, "avg_ms": r.avg_ms, "fps": r.fps, "stages_ms": stages,
             "device": r.device, "cpu": r.cpu, "width": r.width, "height": r.height,
             "audio_frontend": prepared.reply.audio_frontend, "threads": args.threads,
+            "pack": prepared.reply.pack_name, "frames_per_generate": r.frames_per_generate,
         })
     );
     Ok(())

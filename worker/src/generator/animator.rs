@@ -251,6 +251,9 @@ fn generate_loop(shared: &Shared, job: Job) {
     let mel_len = 80 * w;
     let mut mel_in: Vec<f32> = Vec::new();
     let mut face_in: Vec<f32> = Vec::new();
+    // Duration of the last model call: when generation is behind, frames the loop will have shown before the
+    // next call returns are not worth rendering.
+    let mut last_took = Duration::ZERO;
     loop {
         let (first, n, this_epoch) = {
             let mut st = shared.lock();
@@ -270,15 +273,22 @@ fn generate_loop(shared: &Shared, job: Job) {
                 if st.ended && !mel.ended() {
                     mel.finish();
                 }
-                // Frames the loop already showed (late) are not generated any more.
-                next = next.max(st.consumed);
+                // Frames the loop already showed (late), or will have shown before this call returns, are not
+                // generated any more (never at a segment's start: the loop waits for its first frame).
+                let lead = if st.consumed > 0 {
+                    (last_took.as_secs_f64() * f64::from(job.fps)).ceil() as usize
+                } else {
+                    0
+                };
+                next = next.max(st.consumed + lead);
+                let budget = job.budget.max(lead + job.batch);
                 let total = mel
                     .ended()
                     .then(|| mel.samples().div_ceil(job.samples_per_frame));
                 let mut n = 0;
                 while n < job.batch
                     && total.is_none_or(|t| next + n < t)
-                    && next + n < st.consumed + job.budget
+                    && next + n < st.consumed + budget
                     && mel.window_ready(next + n, job.fps, job.offset, w)
                 {
                     n += 1;
@@ -310,6 +320,7 @@ fn generate_loop(shared: &Shared, job: Job) {
                 .unwrap_or_else(|p| p.into_inner())
                 .run(n, &mut mel_in, &mut face_in);
         let took = t0.elapsed();
+        last_took = took;
         next = first + n;
         let mut st = shared.lock();
         match result {
