@@ -98,6 +98,9 @@ outputs = [{{ name = "out", shape = [-1, 3, 96, 96] }}]
     dir
 }
 
+/// A change to the valid manifest's text.
+type Edit = fn(String) -> String;
+
 fn without_generator_table(t: String) -> String {
     let (head, rest) = t.split_once("[generator]").unwrap();
     let files = rest.split_once("[[files]]").unwrap().1;
@@ -112,7 +115,7 @@ fn generator_manifests_are_checked() {
     assert_eq!((g.face_size, g.batch_size, g.audio_window), (96, 4, 16));
     std::fs::remove_dir_all(ok).unwrap();
 
-    let cases: [(&str, fn(String) -> String, &str); 10] = [
+    let cases: [(&str, Edit, &str); 10] = [
         (
             "no-table",
             without_generator_table,

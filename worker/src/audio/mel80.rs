@@ -166,7 +166,7 @@ impl Mel80 {
         }
         // Frame j covers samples 200j-400 .. 200j+400; the first two also reflect samples up to 400.
         let n = self.y.len();
-        while n >= self.frames.len() * HOP + N_FFT / 2 + 1 {
+        while n > self.frames.len() * HOP + N_FFT / 2 {
             self.compute_next();
         }
     }

@@ -50,22 +50,21 @@ pub struct Pixels {
 
 impl Pixels {
     /// Tensor channel `c` holds image channel `source(c)`.
-    fn source(&self, c: usize) -> usize {
+    fn source(self, c: usize) -> usize {
         match self.order {
             ChannelOrder::Rgb => c,
             ChannelOrder::Bgr => 2 - c,
         }
     }
-    fn to_tensor(&self, v: f32) -> f32 {
+    fn to_tensor(self, v: f32) -> f32 {
         self.lo + (self.hi - self.lo) * v / 255.0
     }
-    fn to_pixel(&self, t: f32) -> f32 {
+    fn to_pixel(self, t: f32) -> f32 {
         ((t - self.lo) / (self.hi - self.lo) * 255.0).clamp(0.0, 255.0)
     }
 }
 
-/// Bilinear sample of `img` at (`x`, `y`) (pixel centres at integer + 0.5 is NOT assumed: integer coordinates are
-/// pixel centres), edges clamped.
+/// Bilinear sample of `img` at (`x`, `y`), integer coordinates being pixel centres; edges clamped.
 fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let (xf, yf) = (x.floor(), y.floor());
