@@ -143,6 +143,47 @@ fn replica_session(env: &TestEnv) {
     assert!((pos - truth).abs() < 0.04, "position {pos} vs {truth}");
     std::thread::sleep(Duration::from_secs(3));
 
+    // An interruption mid-segment drops the frames generated ahead; the next segment starts from its own audio.
+    let wav2 = env.out_dir.join("byo-long.wav");
+    let (_, long) = analysis::espeak(
+        "Peter bought a blue umbrella, and then he walked all the way home along the river in the rain.",
+        &wav2,
+    );
+    agent.send(&format!("send_wav {}", wav2.display()));
+    agent.expect_where("rpc", Duration::from_secs(20), |v| {
+        v["method"] == "lk.playback_started" && v["unix"].as_f64() > fin["unix"].as_f64()
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    agent.send("clear_buffer");
+    let answer = agent.expect("clear_buffer_result", Duration::from_secs(10));
+    assert_eq!(answer["payload"].as_str(), Some("ok"), "{answer}");
+    let cut = agent.expect_where("rpc", Duration::from_secs(5), |v| {
+        v["method"] == "lk.playback_finished" && v["unix"].as_f64() > fin["unix"].as_f64()
+    });
+    let p: Value =
+        serde_json::from_str(cut["payload"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let pos = p["playback_position"].as_f64().unwrap_or(-1.0);
+    println!(
+        "MEASURED interrupted position={pos:.3} s of {:.3} s",
+        long.len() as f64 / f64::from(rate)
+    );
+    assert_eq!(p["interrupted"], Value::Bool(true), "{p}");
+    assert!(pos > 0.5 && pos < 4.0, "interrupted at {pos} s");
+    std::thread::sleep(Duration::from_secs(2));
+    let wav3 = env.out_dir.join("byo-after.wav");
+    let (_, after) = analysis::espeak("Sure, go ahead.", &wav3);
+    agent.send(&format!("send_wav {}", wav3.display()));
+    let fin3 = agent.expect_where("rpc", Duration::from_secs(30), |v| {
+        v["method"] == "lk.playback_finished" && v["unix"].as_f64() > cut["unix"].as_f64()
+    });
+    let p: Value =
+        serde_json::from_str(fin3["payload"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let pos3 = p["playback_position"].as_f64().unwrap_or(-1.0);
+    let truth3 = after.len() as f64 / f64::from(rate);
+    assert_eq!(p["interrupted"], Value::Bool(false), "{p}");
+    assert!((pos3 - truth3).abs() < 0.04, "position {pos3} vs {truth3}");
+    std::thread::sleep(Duration::from_secs(3));
+
     agent.send("leave");
     agent.expect("left", Duration::from_secs(10));
     let task = sup.wait_task(&task_id, Duration::from_secs(15), |t| {
@@ -156,7 +197,7 @@ fn replica_session(env: &TestEnv) {
             .is_some_and(|f| (f - 25.0).abs() <= 1.0),
         "{stats}"
     );
-    let speech_frames = (truth * 25.0).ceil() as u64;
+    let speech_frames = ((truth + pos + truth3) * 25.0).ceil() as u64 + 3;
     let late = stats["late_frames"]
         .as_u64()
         .unwrap_or_else(|| panic!("no late_frames in {stats}"));
