@@ -6,6 +6,7 @@
 //! - `livekit`: a safe wrapper over LiveKit's engine (`liblivekit_ffi.so`), loaded at run time.
 //! - `model`: ONNX Runtime sessions and model packs.
 //! - `avatar`: portrait preparation and the renderer.
+//! - `generator`: bring-your-own neural generator packs (crop, model calls, paste-back, their animator).
 //! - `audio`: resampling, synthetic speech, audio -> mouth front ends.
 //! - `eval`: the lip-sync report (`lipcast-worker eval`).
 
@@ -13,6 +14,7 @@ pub mod audio;
 pub mod avatar;
 pub mod control;
 pub mod eval;
+pub mod generator;
 pub mod livekit;
 pub mod model;
 pub mod procstat;

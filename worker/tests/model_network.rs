@@ -250,7 +250,7 @@ fn factory_builds_both_and_names_a_missing_network() {
     // Without AUDIO_FRONTEND the pack's own choice holds.
     assert_eq!(
         FrontendKind::resolve(None, &pack).unwrap().to_string(),
-        pack.manifest.frontend
+        pack.manifest.frontend()
     );
     assert_eq!(
         FrontendKind::resolve(Some("dsp"), &pack).unwrap(),

@@ -27,9 +27,9 @@ fn builtin_pack_verifies() {
     assert_eq!(pack.manifest.name, "lipcast-builtin");
     assert_eq!(pack.manifest.fps, 25);
     assert!(
-        ["dsp", "network"].contains(&pack.manifest.frontend.as_str()),
+        ["dsp", "network"].contains(&pack.manifest.frontend()),
         "{}",
-        pack.manifest.frontend
+        pack.manifest.frontend()
     );
     assert!(pack.path("face_detector").unwrap().is_file());
     assert!(pack.path("mouth").unwrap().is_file());

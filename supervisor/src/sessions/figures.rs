@@ -10,6 +10,7 @@ const MAX_SAMPLES: usize = 90_000;
 pub struct Figures {
     frames: u64,
     dropped: u64,
+    late: u64,
     intervals_ms: Vec<f32>,
     audio_to_mouth_ms: Vec<f32>,
     av_offset_ms: Vec<f32>,
@@ -43,6 +44,7 @@ impl Figures {
     pub fn add(&mut self, s: &lipcast_proto::Stats) {
         self.frames += s.frames;
         self.dropped += s.dropped_frames;
+        self.late += s.late_frames;
         push_capped(&mut self.intervals_ms, &s.frame_interval_ms);
         push_capped(&mut self.audio_to_mouth_ms, &s.audio_to_mouth_ms);
         push_capped(&mut self.av_offset_ms, &s.av_offset_ms);
@@ -59,6 +61,7 @@ impl Figures {
         json!({
             "frames": self.frames,
             "dropped_frames": self.dropped,
+            "late_frames": self.late,
             "fps": if span_s > 0.0 { json!(((self.intervals_ms.len() as f64 / span_s) * 100.0).round() / 100.0) } else { Value::Null },
             "frame_interval_ms": {
                 "p50": round(percentile(&self.intervals_ms, 50.0)),
@@ -100,6 +103,7 @@ mod tests {
         f.add(&lipcast_proto::Stats {
             frames: 2,
             dropped_frames: 1,
+            late_frames: 4,
             frame_interval_ms: vec![39.0, 80.0],
             render_ms_per_frame: 4.0,
             cpu_seconds: 2.5,
@@ -109,6 +113,7 @@ mod tests {
         let s = f.summary();
         assert_eq!(s["frames"], 5);
         assert_eq!(s["dropped_frames"], 1);
+        assert_eq!(s["late_frames"], 4);
         assert_eq!(s["frame_interval_ms"]["p50"], 40.0);
         assert_eq!(s["frame_interval_ms"]["max"], 80.0);
         assert_eq!(s["audio_to_mouth_ms"]["p50"], 55.0);

@@ -3,6 +3,7 @@
 
 pub mod dsp;
 pub mod frontend;
+pub mod mel80;
 pub mod network;
 pub mod resample;
 pub mod select;

@@ -54,7 +54,7 @@ impl FrontendKind {
             Some(s) => s.parse(),
             None => pack
                 .manifest
-                .frontend
+                .frontend()
                 .parse()
                 .or_else(|_| Ok(Self::default())),
         }

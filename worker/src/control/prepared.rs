@@ -2,14 +2,16 @@
 //! default portrait, prepared once (`Prepare`) and shared by the session, `/benchmark` and `/test-frame`.
 
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use lipcast_proto::{PrepareReply, PrepareRequest};
 
 use crate::audio::{FrontendError, FrontendKind, MouthFrontend, build_frontend};
 use crate::avatar::render::RenderOptions;
 use crate::avatar::{FaceModels, PrepareError, PrepareOptions, PreparedPortrait, Renderer};
+use crate::generator::{GenerateError, GenerateModel, GeneratorAnimator, animator::AnimatorError};
+use crate::model::pack::GeneratorSpec;
 use crate::model::{Device, ModelPack, Runtime, RuntimeConfig};
 use crate::session::animator::{Animator, WarpAnimator};
 
@@ -27,6 +29,27 @@ pub enum LoadError {
     Io(#[from] std::io::Error),
     #[error("audio front end: {0}")]
     Frontend(#[from] FrontendError),
+    #[error("{0}")]
+    Generate(#[from] GenerateError),
+    #[error("{0}")]
+    Animator(#[from] AnimatorError),
+    #[error("pack {0} is a generator pack; this needs the built-in warp renderer")]
+    NotWarp(String),
+    #[error("pack {0} is not a generator pack")]
+    NotGenerator(String),
+    #[error("the generator did not render its first frames: {0}")]
+    Warmup(String),
+}
+
+/// How a pack renders.
+enum Render {
+    /// The built-in landmark warp, driven by a mouth front end.
+    Warp,
+    /// A neural generator (`renderer = "generator"`); one model shared by every animator of this worker.
+    Generator {
+        spec: GeneratorSpec,
+        model: Arc<Mutex<GenerateModel>>,
+    },
 }
 
 pub struct Prepared {
@@ -36,6 +59,7 @@ pub struct Prepared {
     options: PrepareOptions,
     frontend: FrontendKind,
     fps: u32,
+    render: Render,
     pub reply: PrepareReply,
     runtime: Runtime,
 }
@@ -59,7 +83,18 @@ impl Prepared {
         } else {
             ModelPack::load(Path::new(&req.pack_dir))?
         };
-        let frontend = FrontendKind::resolve(Some(&req.audio_frontend), &pack)?;
+        let render = match &pack.manifest.generator {
+            Some(spec) => Render::Generator {
+                spec: spec.clone(),
+                model: Arc::new(Mutex::new(GenerateModel::load(&runtime, &pack, spec)?)),
+            },
+            None => Render::Warp,
+        };
+        // A generator pack computes its own audio feature; AUDIO_FRONTEND applies to the warp renderer only.
+        let frontend = match render {
+            Render::Warp => FrontendKind::resolve(Some(&req.audio_frontend), &pack)?,
+            Render::Generator { .. } => FrontendKind::Dsp,
+        };
         // Build it once now, so a pack without the file it needs fails here, not at a launch.
         drop(build_frontend(frontend, &runtime, &pack)?);
         let max_long_side = if req.max_long_side >= 64 {
@@ -68,7 +103,12 @@ impl Prepared {
             pack.manifest.output.max_long_side
         };
         let options = PrepareOptions { max_long_side };
-        let mut face = FaceModels::load(&runtime, &pack)?;
+        // A generator pack may bring its own face models; without them it uses the built-in pack's.
+        let mut face = if pack.file("face_detector").is_ok() && pack.file("face_mesh").is_ok() {
+            FaceModels::load(&runtime, &pack)?
+        } else {
+            FaceModels::load(&runtime, &ModelPack::builtin()?)?
+        };
         let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
         let t1 = Instant::now();
@@ -89,7 +129,10 @@ impl Prepared {
                 warmup_ms: 0.0,
                 cpu: crate::procstat::cpu_model(),
                 gpu: String::new(),
-                audio_frontend: frontend.to_string(),
+                audio_frontend: match &render {
+                    Render::Warp => frontend.to_string(),
+                    Render::Generator { spec, .. } => spec.audio_feature.clone(),
+                },
             },
             pack,
             face: Mutex::new(face),
@@ -97,15 +140,33 @@ impl Prepared {
             options,
             frontend,
             fps,
+            render,
             runtime,
         };
-        // Warm the render path (caches, allocator) so the first session frame is not the slow one.
-        let mut animator = prepared.animator(&prepared.default_portrait, 0)?;
+        // Warm the render path (caches, allocator, the generator's first calls) so the first session frame is
+        // not the slow one.
         let speech = crate::audio::synth::syllables(0.5, 0);
-        animator.push_audio(&speech);
-        animator.end_of_audio();
-        for i in 0..4 {
-            animator.speech_frame(i);
+        if prepared.is_generator() {
+            let mut animator = prepared.generator_animator(&prepared.default_portrait, 0)?;
+            animator.push_audio(&speech);
+            animator.end_of_audio();
+            if !animator.wait_generated(Duration::from_secs(60)) {
+                return Err(LoadError::Warmup(
+                    animator
+                        .failure()
+                        .unwrap_or_else(|| "timed out after 60 s".into()),
+                ));
+            }
+            for i in 0..4 {
+                animator.speech_frame(i);
+            }
+        } else {
+            let mut animator = prepared.animator(&prepared.default_portrait, 0)?;
+            animator.push_audio(&speech);
+            animator.end_of_audio();
+            for i in 0..4 {
+                animator.speech_frame(i);
+            }
         }
         let mut prepared = prepared;
         prepared.reply.warmup_ms = t1.elapsed().as_secs_f64() * 1e3;
@@ -118,6 +179,19 @@ impl Prepared {
 
     pub fn fps(&self) -> u32 {
         self.fps
+    }
+
+    /// True for a `renderer = "generator"` pack.
+    pub fn is_generator(&self) -> bool {
+        matches!(self.render, Render::Generator { .. })
+    }
+
+    /// The generator contract of the pack, if it is a generator pack.
+    pub fn generator_spec(&self) -> Option<&GeneratorSpec> {
+        match &self.render {
+            Render::Generator { spec, .. } => Some(spec),
+            Render::Warp => None,
+        }
     }
 
     pub fn default_portrait(&self) -> &PreparedPortrait {
@@ -143,7 +217,47 @@ impl Prepared {
         portrait: &PreparedPortrait,
         seed: u64,
     ) -> Result<Box<dyn Animator>, LoadError> {
-        Ok(Box::new(self.warp_animator(portrait, seed)?))
+        Ok(match self.render {
+            Render::Warp => Box::new(self.warp_animator(portrait, seed)?),
+            Render::Generator { .. } => Box::new(self.generator_animator(portrait, seed)?),
+        })
+    }
+
+    fn renderer(&self, portrait: &PreparedPortrait, seed: u64) -> Renderer {
+        Renderer::new(
+            portrait,
+            RenderOptions {
+                seed,
+                fps: self.fps,
+                idle_motion: true,
+            },
+        )
+    }
+
+    /// The generator pack's animator (benchmarks read its figures).
+    pub fn generator_animator(
+        &self,
+        portrait: &PreparedPortrait,
+        seed: u64,
+    ) -> Result<GeneratorAnimator, LoadError> {
+        let Render::Generator { spec, model } = &self.render else {
+            return Err(LoadError::NotGenerator(self.pack.manifest.name.clone()));
+        };
+        Ok(GeneratorAnimator::new(
+            model.clone(),
+            spec,
+            portrait,
+            self.renderer(portrait, seed),
+            self.fps,
+        )?)
+    }
+
+    /// The generator model itself (benchmarks time it apart).
+    pub fn generate_model(&self) -> Option<Arc<Mutex<GenerateModel>>> {
+        match &self.render {
+            Render::Generator { model, .. } => Some(model.clone()),
+            Render::Warp => None,
+        }
     }
 
     /// The built-in animator itself (benchmarks time its stages apart).
@@ -152,14 +266,12 @@ impl Prepared {
         portrait: &PreparedPortrait,
         seed: u64,
     ) -> Result<WarpAnimator, LoadError> {
-        let renderer = Renderer::new(
-            portrait,
-            RenderOptions {
-                seed,
-                fps: self.fps,
-                idle_motion: true,
-            },
-        );
-        Ok(WarpAnimator::new(self.mouth_frontend()?, renderer))
+        if self.is_generator() {
+            return Err(LoadError::NotWarp(self.pack.manifest.name.clone()));
+        }
+        Ok(WarpAnimator::new(
+            self.mouth_frontend()?,
+            self.renderer(portrait, seed),
+        ))
     }
 }

@@ -210,6 +210,7 @@ fn session_event(ev: SessionEvent) -> event::Kind {
         SessionEvent::Stats(s) => event::Kind::Stats(p::Stats {
             frames: s.frames,
             dropped_frames: s.dropped_frames,
+            late_frames: s.late_frames,
             frame_interval_ms: s.frame_interval_ms,
             audio_to_mouth_ms: s.audio_to_mouth_ms,
             av_offset_ms: s.av_offset_ms,

@@ -80,13 +80,103 @@ pub struct Manifest {
     /// Video frame rate the pack renders at.
     pub fps: u32,
     /// The pack's preferred audio front end: `dsp` (built in, needs no file) or `network` (needs a file with role
-    /// `mouth`). `AUDIO_FRONTEND` overrides it (`audio::FrontendKind::resolve`).
-    pub frontend: String,
-    /// Renderer kind: `warp` (the landmark warp of `avatar::render`).
+    /// `mouth`). `AUDIO_FRONTEND` overrides it (`audio::FrontendKind::resolve`). Warp packs only; a generator
+    /// pack computes its own audio feature (`[generator] audio_feature`).
+    #[serde(default)]
+    pub frontend: Option<String>,
+    /// Renderer kind: `warp` (the landmark warp of `avatar::render`) or `generator` (a neural generator,
+    /// described by the `[generator]` table; `crate::generator`).
     pub renderer: String,
     pub output: OutputSpec,
+    /// The plug-in contract of a `renderer = "generator"` pack.
+    #[serde(default)]
+    pub generator: Option<GeneratorSpec>,
     pub files: Vec<PackFile>,
 }
+
+impl Manifest {
+    /// The audio front end a warp pack names (`dsp` when it names none).
+    pub fn frontend(&self) -> &str {
+        self.frontend.as_deref().unwrap_or("dsp")
+    }
+}
+
+/// `[generator]`: how the worker drives a neural generator (`generate.onnx`). Every field is checked on load;
+/// the format is described in `docs/models.md` ("Generator packs").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSpec {
+    /// Side S of the square face crop the model takes and returns, pixels.
+    pub face_size: u32,
+    /// Channel order of the face tensors: `rgb` or `bgr` (Wav2Lip was trained on OpenCV's BGR).
+    pub channel_order: ChannelOrder,
+    /// Pixel values of the face tensors (inputs and output): `[lo, hi]` maps 0..255 linearly (Wav2Lip: [0, 1]).
+    pub value_range: [f32; 2],
+    /// Face input layout: `masked_and_reference` = one [B,6,S,S] tensor, channels 0-2 the crop with its lower
+    /// half zeroed, channels 3-5 the reference crop (Wav2Lip).
+    pub face_input: FaceInput,
+    /// Audio feature the model takes: `mel80_wav2lip` (computed by the worker, `audio::mel80`).
+    pub audio_feature: String,
+    /// Mel frames per video frame's window (Wav2Lip: 16 = 200 ms).
+    pub audio_window: u32,
+    /// Mel frames the window starts after the frame's own position (Wav2Lip: 0, the window starts at the
+    /// frame's first mel frame, `int(80 * i / fps)`); negative centres it earlier.
+    #[serde(default)]
+    pub audio_offset: i32,
+    /// Frames per `generate.onnx` call (the B of its inputs).
+    pub batch_size: u32,
+    /// The face crop: a square around the face's mesh extent.
+    pub crop: CropSpec,
+    /// Paste-back of the generated crop onto the frame.
+    pub paste: PasteSpec,
+}
+
+/// Channel order of face tensors.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    Rgb,
+    Bgr,
+}
+
+/// Layout of the face input of `generate.onnx`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FaceInput {
+    MaskedAndReference,
+}
+
+/// `[generator.crop]`: the square face crop, axis-aligned, in working-image pixels. Its side is `scale` times
+/// the larger of the mesh's width and height, its centre the mesh's centre moved down by `shift_down` times
+/// the side. Parts outside the image are filled with the nearest edge pixel.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CropSpec {
+    pub scale: f32,
+    #[serde(default)]
+    pub shift_down: f32,
+}
+
+/// `[generator.paste]`: the generated crop is resized to the crop box and blended into the frame with a weight
+/// that is 1 inside and falls linearly to 0 over `feather` (a fraction of the side) at each edge; `region`
+/// `lower_half` keeps the portrait above the crop's middle (with the same feather across the middle).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PasteSpec {
+    pub feather: f32,
+    pub region: PasteRegion,
+}
+
+/// Which part of the generated crop is pasted.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PasteRegion {
+    Full,
+    LowerHalf,
+}
+
+/// Built-in audio features a generator pack may name.
+pub const AUDIO_FEATURES: [&str; 1] = ["mel80_wav2lip"];
 
 /// A verified pack.
 #[derive(Debug, Clone)]
@@ -121,7 +211,29 @@ impl ModelPack {
                 "output.max_long_side {side} must be even and within 64..=4096"
             )));
         }
-        match manifest.frontend.as_str() {
+        match manifest.renderer.as_str() {
+            "warp" if manifest.generator.is_some() => {
+                return Err(bad(
+                    "a [generator] table needs renderer = \"generator\"".into()
+                ));
+            }
+            "warp" => {}
+            "generator" => match &manifest.generator {
+                Some(g) => check_generator(&manifest, g).map_err(bad)?,
+                None => {
+                    return Err(bad(
+                        "renderer = \"generator\" needs a [generator] table".into()
+                    ));
+                }
+            },
+            other => {
+                return Err(bad(format!(
+                    "renderer {other:?} is not one of \"warp\", \"generator\""
+                )));
+            }
+        }
+        match manifest.frontend() {
+            _ if manifest.renderer == "generator" => {}
             "dsp" => {}
             "network" if manifest.files.iter().any(|f| f.role == "mouth") => {}
             "network" => {
@@ -185,6 +297,125 @@ impl ModelPack {
     pub fn path(&self, role: &str) -> Result<PathBuf, PackError> {
         Ok(self.dir.join(&self.file(role)?.path))
     }
+}
+
+/// Checks a generator pack's `[generator]` table and its `generate` file's declared tensors against each
+/// other; the ONNX file's own tensor names are checked when its session is created (`generator::model`).
+fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
+    if m.frontend.is_some() {
+        return Err(
+            "frontend applies to warp packs only; a generator pack names [generator] audio_feature"
+                .into(),
+        );
+    }
+    if !(32..=1024).contains(&g.face_size) {
+        return Err(format!(
+            "generator.face_size {} out of range 32..=1024",
+            g.face_size
+        ));
+    }
+    let [lo, hi] = g.value_range;
+    if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+        return Err(format!(
+            "generator.value_range [{lo}, {hi}] must be finite with hi > lo"
+        ));
+    }
+    if !AUDIO_FEATURES.contains(&g.audio_feature.as_str()) {
+        return Err(format!(
+            "generator.audio_feature {:?} is not a built-in feature (one of {AUDIO_FEATURES:?}); an audio.onnx \
+             front end is part of the contract but not supported by this worker yet",
+            g.audio_feature
+        ));
+    }
+    if !(1..=64).contains(&g.audio_window) {
+        return Err(format!(
+            "generator.audio_window {} out of range 1..=64",
+            g.audio_window
+        ));
+    }
+    if !(-64..=64).contains(&g.audio_offset) {
+        return Err(format!(
+            "generator.audio_offset {} out of range -64..=64",
+            g.audio_offset
+        ));
+    }
+    if !(1..=32).contains(&g.batch_size) {
+        return Err(format!(
+            "generator.batch_size {} out of range 1..=32",
+            g.batch_size
+        ));
+    }
+    if !(g.crop.scale.is_finite() && (0.5..=4.0).contains(&g.crop.scale)) {
+        return Err(format!(
+            "generator.crop.scale {} out of range 0.5..=4",
+            g.crop.scale
+        ));
+    }
+    if !(g.crop.shift_down.is_finite() && (-0.5..=0.5).contains(&g.crop.shift_down)) {
+        return Err(format!(
+            "generator.crop.shift_down {} out of range -0.5..=0.5",
+            g.crop.shift_down
+        ));
+    }
+    if !(g.paste.feather.is_finite() && (0.0..=0.5).contains(&g.paste.feather)) {
+        return Err(format!(
+            "generator.paste.feather {} out of range 0..=0.5",
+            g.paste.feather
+        ));
+    }
+    if m.files
+        .iter()
+        .any(|f| f.role == "prepare" || f.role == "audio")
+    {
+        return Err("roles \"prepare\" and \"audio\" are part of the contract but not supported by this worker yet".into());
+    }
+    let generate: Vec<&PackFile> = m.files.iter().filter(|f| f.role == "generate").collect();
+    let [file] = generate.as_slice() else {
+        return Err(format!(
+            "a generator pack needs exactly one [[files]] entry with role \"generate\" ({} found)",
+            generate.len()
+        ));
+    };
+    let s = i64::from(g.face_size);
+    let b = i64::from(g.batch_size);
+    let batch_ok = |d: i64| d == -1 || d == b;
+    let want_mel = [1, 80, i64::from(g.audio_window)];
+    let want_face = [6, s, s];
+    let [mel, face] = file.inputs.as_slice() else {
+        return Err(format!(
+            "generate: declare 2 inputs (mel [B,1,80,{}], face [B,6,{s},{s}]), {} declared",
+            g.audio_window,
+            file.inputs.len()
+        ));
+    };
+    let shape_ok = |t: &TensorSpec, rest: &[i64]| {
+        t.shape.len() == 4 && batch_ok(t.shape[0]) && t.shape[1..] == *rest
+    };
+    if !shape_ok(mel, &want_mel) {
+        return Err(format!(
+            "generate input {:?} has shape {:?}; {} with window {} needs [B,1,80,{}] (B = -1 or {b})",
+            mel.name, mel.shape, g.audio_feature, g.audio_window, g.audio_window
+        ));
+    }
+    if !shape_ok(face, &want_face) {
+        return Err(format!(
+            "generate input {:?} has shape {:?}; face_input masked_and_reference needs [B,6,{s},{s}] (B = -1 or {b})",
+            face.name, face.shape
+        ));
+    }
+    let [out] = file.outputs.as_slice() else {
+        return Err(format!(
+            "generate: declare 1 output [B,3,{s},{s}], {} declared",
+            file.outputs.len()
+        ));
+    };
+    if !shape_ok(out, &[3, s, s]) {
+        return Err(format!(
+            "generate output {:?} has shape {:?}; needs [B,3,{s},{s}] (B = -1 or {b})",
+            out.name, out.shape
+        ));
+    }
+    Ok(())
 }
 
 /// Lower-case hex sha256 of a file.

@@ -26,6 +26,16 @@ pub trait Animator: Send {
     fn frames_per_generate(&self) -> u32 {
         1
     }
+    /// True while the model is still rendering a segment's first frame: the playout holds the segment even if
+    /// its input has ended (a generator renders ahead on its own thread; the built-in pack never waits).
+    fn waits_for_model(&self) -> bool {
+        false
+    }
+    /// Speech frames shown since creation without their own model output because generation was behind (the
+    /// previous output or the mouth at rest was shown instead). Always 0 for the built-in pack.
+    fn late_frames(&self) -> u64 {
+        0
+    }
 }
 
 /// The built-in pack's animator: mouth parameters from a front end, drawn by the warp renderer.

@@ -110,6 +110,9 @@ pub enum SessionEvent {
 pub struct SessionStats {
     pub frames: u64,
     pub dropped_frames: u64,
+    /// Speech frames shown without their own model output because a generator pack's model was behind (the
+    /// loop kept 25 FPS and the audio; see `generator::animator`).
+    pub late_frames: u64,
     /// Intervals between consecutive captured frames, ms.
     pub frame_interval_ms: Vec<f32>,
     /// Audio arrival -> the frame showing it captured, for the first frame of each segment, ms.

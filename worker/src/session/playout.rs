@@ -238,7 +238,8 @@ impl Playout {
                 self.segments.pop_front();
                 continue;
             }
-            let can_render = animator.ready() > 0 || seg.input_ended;
+            let can_render =
+                animator.ready() > 0 || (seg.input_ended && !animator.waits_for_model());
             let needed = if !seg.started {
                 self.start_frames
             } else if seg.stalled {

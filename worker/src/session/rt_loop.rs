@@ -147,6 +147,7 @@ async fn run(
     let mut audio_end = start;
     let mut failures = 0u32;
     let mut inputs_open = true;
+    let mut late_seen = animator.late_frames();
     loop {
         let due = base + period * u32::try_from(index - base_index).unwrap_or(u32::MAX);
         tokio::select! {
@@ -201,6 +202,9 @@ async fn run(
             }
         };
         stats.render(crate::procstat::thread_cpu().saturating_sub(cpu0));
+        let late = animator.late_frames();
+        stats.late(late.saturating_sub(late_seen));
+        late_seen = late;
         // Timestamps follow the schedule (not the capture jitter), in microseconds since the loop started.
         let scheduled = base + period * u32::try_from(index - base_index).unwrap_or(u32::MAX);
         let ts = i64::try_from(scheduled.duration_since(start).as_micros()).unwrap_or(i64::MAX);

@@ -46,6 +46,11 @@ impl StatsWindow {
         self.current.dropped_frames += n;
     }
 
+    /// Speech frames shown without their model output (generation behind).
+    pub fn late(&mut self, n: u64) {
+        self.current.late_frames += n;
+    }
+
     pub fn audio_to_mouth(&mut self, latency: Duration) {
         self.current.audio_to_mouth_ms.push(ms(latency));
     }

@@ -1,0 +1,249 @@
+//! Bring-your-own generator packs, end to end: a random-weight replica of the Wav2Lip generator architecture is
+//! built as a pack (`scripts/packs/make_replica.py`), the supervisor loads it with `MODEL_PACK` through the same
+//! path as the built-in pack, `/benchmark` reports its batch as `frames_per_generate`, and a full session in the
+//! test room publishes 25 FPS with generated faces during speech, the speech itself, `playback_finished` and
+//! the session's figures (late frames included).
+//!
+//! Random weights prove the plumbing and the speed of the architecture, never lip-sync quality: nothing here
+//! judges how the mouth looks, only that the generated crop is what the room sees while the agent speaks.
+
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lipcast_e2e::analysis;
+use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, paths};
+use serde_json::{Value, json};
+
+const AVATAR: &str = "byo-avatar";
+const AGENT: &str = "voice-agent";
+const BATCH: u64 = 4;
+
+/// Builds the full-size Wav2Lip replica (36.3 M parameters) into `dir`.
+fn build_replica(dir: &std::path::Path) {
+    let out = Command::new(paths::python())
+        .arg(paths::workspace().join("scripts/packs/make_replica.py"))
+        .arg(dir)
+        .args(["--batch", &BATCH.to_string(), "--seed", "7"])
+        .output()
+        .unwrap_or_else(|e| panic!("running make_replica.py: {e}"));
+    assert!(
+        out.status.success(),
+        "make_replica.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+}
+
+/// Where the mouth is on the shipped portrait (normalised), found with the worker's own face models.
+fn mouth_center() -> (f64, f64) {
+    use lipcast_worker::avatar::{FaceModels, PrepareOptions};
+    use lipcast_worker::model::{Device, ModelPack, Runtime, RuntimeConfig};
+    let runtime = Runtime::new(RuntimeConfig {
+        device: Device::Cpu,
+        intra_threads: 1,
+    })
+    .unwrap_or_else(|e| panic!("ONNX Runtime: {e}"));
+    let pack = ModelPack::load(&paths::workspace().join("models/builtin"))
+        .unwrap_or_else(|e| panic!("pack: {e}"));
+    let mut face = FaceModels::load(&runtime, &pack).unwrap_or_else(|e| panic!("face models: {e}"));
+    let p = face
+        .prepare(&paths::default_portrait(), &PrepareOptions::default())
+        .unwrap_or_else(|e| panic!("default portrait: {e}"));
+    let (a, b) = (p.landmarks[13], p.landmarks[14]);
+    (
+        f64::from((a[0] + b[0]) / 2.0) / f64::from(p.width()),
+        f64::from((a[1] + b[1]) / 2.0) / f64::from(p.height()),
+    )
+}
+
+#[test]
+fn byo_wav2lip_replica_session() {
+    in_namespace(
+        "byo_wav2lip_replica_session",
+        Duration::from_secs(300),
+        replica_session,
+    );
+}
+
+fn replica_session(env: &TestEnv) {
+    let pack = env.out_dir.join("wav2lip-replica");
+    build_replica(&pack);
+    let room = RoomProcess::start(env, 7880);
+    let pack_s = pack.display().to_string();
+    let sup = Supervisor::start(
+        &env.out_dir,
+        &[
+            ("MODEL_PACK", pack_s.as_str()),
+            ("WORKER_THREADS", "2"),
+            ("DEVICE", "cpu"),
+            ("AUTO_PREWARM", "true"),
+            ("WARM_WORKERS", "1"),
+        ],
+    );
+    let ready = sup.wait_ready(Duration::from_secs(120));
+    println!("ready: {ready}");
+    sup.wait_warm(1, Duration::from_secs(120));
+
+    // /benchmark times the generator path on a warm worker: one model call renders a batch.
+    let (status, bench) = sup.post("/benchmark?iterations=16");
+    println!("MEASURED /benchmark (wav2lip random replica, 2 threads) {bench}");
+    assert_eq!(status, 200, "{bench}");
+    assert_eq!(bench["frames_per_generate"], json!(BATCH), "{bench}");
+    let stage = |name: &str| {
+        bench["stages_ms"][name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no stage {name} in {bench}"))
+    };
+    assert!(stage("generate") > 0.0, "{bench}");
+    assert!(
+        (stage("lookahead") - 292.5).abs() < 0.1,
+        "look-ahead of 16-frame windows in batches of 4: {bench}"
+    );
+
+    let mut agent = Agent::start(
+        &room.url(),
+        &env.mint(AGENT, "byo", "agent", &[]),
+        AVATAR,
+        false,
+    );
+    agent.expect("connected", Duration::from_secs(20));
+    let token = env.mint(AVATAR, "byo", "agent", &[("lk.publish_on_behalf", AGENT)]);
+    let body = json!({
+        "livekit_url": room.url(), "livekit_token": token, "room_name": "byo",
+        "image": STANDARD.encode(paths::default_portrait()),
+    });
+    let (status, reply) = sup.post_json("/launch", &body, &[("api-secret", "unused")]);
+    assert_eq!(status, 200, "launch: {reply}");
+    let task_id = reply["task_id"].as_str().unwrap_or_default().to_owned();
+    sup.wait_task(&task_id, Duration::from_secs(15), |t| {
+        t["status"] == "running"
+    });
+    agent.send("wait_track avatar_video 15");
+    agent.expect("track_seen", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+
+    let wav = env.out_dir.join("byo.wav");
+    let (rate, sent) = analysis::espeak(
+        "Hello there. My mom made a big apple pie for the whole family.",
+        &wav,
+    );
+    agent.send(&format!("send_wav {}", wav.display()));
+    agent.expect("wav_sent", Duration::from_secs(20));
+    let fin = agent.expect_where("rpc", Duration::from_secs(40), |v| {
+        v["method"] == "lk.playback_finished"
+    });
+    let p: Value =
+        serde_json::from_str(fin["payload"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let truth = sent.len() as f64 / f64::from(rate);
+    let pos = p["playback_position"].as_f64().unwrap_or(-1.0);
+    println!("MEASURED playback_finished position={pos:.3} s truth={truth:.3} s");
+    assert_eq!(p["interrupted"], Value::Bool(false), "{p}");
+    assert!((pos - truth).abs() < 0.04, "position {pos} vs {truth}");
+    std::thread::sleep(Duration::from_secs(3));
+
+    // An interruption mid-segment drops the frames generated ahead; the next segment starts from its own audio.
+    let wav2 = env.out_dir.join("byo-long.wav");
+    let (_, long) = analysis::espeak(
+        "Peter bought a blue umbrella, and then he walked all the way home along the river in the rain.",
+        &wav2,
+    );
+    agent.send(&format!("send_wav {}", wav2.display()));
+    agent.expect_where("rpc", Duration::from_secs(20), |v| {
+        v["method"] == "lk.playback_started" && v["unix"].as_f64() > fin["unix"].as_f64()
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    agent.send("clear_buffer");
+    let answer = agent.expect("clear_buffer_result", Duration::from_secs(10));
+    assert_eq!(answer["payload"].as_str(), Some("ok"), "{answer}");
+    let cut = agent.expect_where("rpc", Duration::from_secs(5), |v| {
+        v["method"] == "lk.playback_finished" && v["unix"].as_f64() > fin["unix"].as_f64()
+    });
+    let p: Value =
+        serde_json::from_str(cut["payload"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let pos = p["playback_position"].as_f64().unwrap_or(-1.0);
+    println!(
+        "MEASURED interrupted position={pos:.3} s of {:.3} s",
+        long.len() as f64 / f64::from(rate)
+    );
+    assert_eq!(p["interrupted"], Value::Bool(true), "{p}");
+    assert!(pos > 0.5 && pos < 4.0, "interrupted at {pos} s");
+    std::thread::sleep(Duration::from_secs(2));
+    let wav3 = env.out_dir.join("byo-after.wav");
+    let (_, after) = analysis::espeak("Sure, go ahead.", &wav3);
+    agent.send(&format!("send_wav {}", wav3.display()));
+    let fin3 = agent.expect_where("rpc", Duration::from_secs(30), |v| {
+        v["method"] == "lk.playback_finished" && v["unix"].as_f64() > cut["unix"].as_f64()
+    });
+    let p: Value =
+        serde_json::from_str(fin3["payload"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let pos3 = p["playback_position"].as_f64().unwrap_or(-1.0);
+    let truth3 = after.len() as f64 / f64::from(rate);
+    assert_eq!(p["interrupted"], Value::Bool(false), "{p}");
+    assert!((pos3 - truth3).abs() < 0.04, "position {pos3} vs {truth3}");
+    std::thread::sleep(Duration::from_secs(3));
+
+    agent.send("leave");
+    agent.expect("left", Duration::from_secs(10));
+    let task = sup.wait_task(&task_id, Duration::from_secs(15), |t| {
+        t["status"] == "completed"
+    });
+    let stats = &task["stats"];
+    println!("MEASURED task stats (wav2lip random replica) {stats}");
+    assert!(
+        stats["fps"]
+            .as_f64()
+            .is_some_and(|f| (f - 25.0).abs() <= 1.0),
+        "{stats}"
+    );
+    let speech_frames = ((truth + pos + truth3) * 25.0).ceil() as u64 + 3;
+    let late = stats["late_frames"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no late_frames in {stats}"));
+    println!(
+        "MEASURED late_frames={late} of {speech_frames} speech frames ({:.0}%)",
+        late as f64 * 100.0 / speech_frames as f64
+    );
+    assert!(late <= speech_frames, "{late} late of {speech_frames}");
+
+    // What the room saw: 25 FPS; the generated crop (random weights: it differs from the portrait) over the
+    // mouth while the agent spoke, the portrait at rest in silence.
+    let report = room.stop_and_report();
+    let rx = analysis::received(&report, AVATAR, mouth_center());
+    let (fps, gap, _) = rx.pacing();
+    println!(
+        "MEASURED received fps={fps:.2} max_interval_ms={:.0}",
+        gap * 1e3
+    );
+    assert!((fps - 25.0).abs() <= 1.0, "fps {fps}");
+    assert!(gap <= 0.125, "a {:.0} ms hole in the frames", gap * 1e3);
+    let loud = rx.loud();
+    let near = |t: f64, m: f64| loud.iter().any(|l| (l - t).abs() <= m);
+    let (mut speech, mut silence) = (Vec::new(), Vec::new());
+    for (t, m) in rx.video_t.iter().zip(&rx.mouth) {
+        if near(*t, 0.02) {
+            speech.push(*m);
+        } else if !near(*t, 0.5) {
+            silence.push(*m);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "MEASURED mouth region change speech={:.2} silence={:.2} ({} / {} frames)",
+        mean(&speech),
+        mean(&silence),
+        speech.len(),
+        silence.len()
+    );
+    assert!(
+        speech.len() > 40 && silence.len() > 40,
+        "{} speech, {} silent frames",
+        speech.len(),
+        silence.len()
+    );
+    assert!(
+        mean(&speech) > 3.0 * mean(&silence).max(0.5),
+        "the generated faces are not what the room sees during speech"
+    );
+}
