@@ -22,11 +22,20 @@ pub enum TokenError {
 
 pub fn read_claims(token: &str) -> Result<TokenClaims, TokenError> {
     let mut parts = token.trim().split('.');
-    let (Some(_header), Some(payload), Some(_sig), None) =
+    let (Some(header), Some(payload), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::NotJwt);
     };
+    // JWS compact form: three non-empty base64url parts (a padded payload is tolerated).
+    let base64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !base64url(header) || !base64url(payload.trim_end_matches('=')) || !base64url(sig) {
+        return Err(TokenError::NotJwt);
+    }
     let bytes = URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| TokenError::BadPayload)?;
@@ -71,7 +80,14 @@ mod tests {
     fn rejects_garbage() {
         assert_eq!(read_claims("abc"), Err(TokenError::NotJwt));
         assert_eq!(read_claims("a.b.c.d"), Err(TokenError::NotJwt));
-        assert_eq!(read_claims("a.!!!.c"), Err(TokenError::BadPayload));
+        assert_eq!(read_claims("a.!!!.c"), Err(TokenError::NotJwt));
+        assert_eq!(read_claims("a.b.c"), Err(TokenError::BadPayload));
+        assert_eq!(read_claims("..."), Err(TokenError::NotJwt));
+        assert_eq!(read_claims("a..c"), Err(TokenError::NotJwt));
+        assert_eq!(
+            read_claims(&format!("Bearer {}", jwt(r#"{"sub":"x"}"#))),
+            Err(TokenError::NotJwt)
+        );
         assert_eq!(
             read_claims(&jwt(r#"{"name":"x"}"#)),
             Err(TokenError::NoIdentity)

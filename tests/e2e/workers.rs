@@ -157,6 +157,7 @@ fn stop_crash_and_hang(env: &TestEnv) {
             "the worker inherited the task database: {target}"
         );
     }
+    least_privilege(sup.pid(), pid, &sup.data_dir);
     let t = Instant::now();
     let (status, stopped) = sup.post(&format!("/tasks/{task}/stop"));
     assert_eq!(
@@ -243,6 +244,73 @@ fn stop_crash_and_hang(env: &TestEnv) {
     drop(agent);
 }
 
+/// The descriptors of `pid`: fd number -> what it points at (`pipe:[N]`, `socket:[N]`, a path, ...).
+fn fds_of(pid: u32) -> std::collections::BTreeMap<i32, String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?.display().to_string();
+            Some((n, target))
+        })
+        .collect()
+}
+
+/// What a worker in a session holds, from /proc: stdin is /dev/null, stdout and stderr one pipe, fd 3 the
+/// guard pipe, and nothing else it shares with the supervisor (an inherited socket or file would share its
+/// inode); no descriptor into the data dir; a bounded number of threads.
+fn least_privilege(supervisor: u32, worker: u32, data_dir: &std::path::Path) {
+    let fds = fds_of(worker);
+    let ours = fds_of(supervisor);
+    println!("MEASURED worker descriptors: {fds:?}");
+    assert_eq!(
+        fds.get(&0).map(String::as_str),
+        Some("/dev/null"),
+        "{fds:?}"
+    );
+    let out = fds.get(&1).cloned().unwrap_or_default();
+    assert!(out.starts_with("pipe:"), "stdout is the log pipe: {fds:?}");
+    assert_eq!(
+        fds.get(&2),
+        Some(&out),
+        "stderr shares the log pipe: {fds:?}"
+    );
+    let guard = fds.get(&3).cloned().unwrap_or_default();
+    assert!(
+        guard.starts_with("pipe:") && guard != out,
+        "fd 3 is the guard pipe: {fds:?}"
+    );
+    let shared: std::collections::BTreeSet<&String> = fds
+        .values()
+        // Pipes and sockets carry their inode number; the same one in both processes is the same object.
+        .filter(|t| t.starts_with("pipe:") || t.starts_with("socket:"))
+        .filter(|t| ours.values().any(|o| o == *t))
+        .collect();
+    let expected: std::collections::BTreeSet<&String> = [&out, &guard].into_iter().collect();
+    assert_eq!(
+        shared, expected,
+        "the worker shares only its log pipe and its guard pipe with the supervisor"
+    );
+    let data = data_dir.display().to_string();
+    assert!(
+        fds.values().all(|t| !t.starts_with(&data)),
+        "the worker holds something in the data dir: {fds:?}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap_or_default();
+    let threads: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    println!("MEASURED worker threads in a session: {threads}");
+    assert!(
+        (1..=64).contains(&threads),
+        "a worker runs a bounded number of threads (its own blocking pool is capped at 8): {threads}"
+    );
+}
+
 #[test]
 fn workers_supervisor_crash_and_shutdown() {
     in_namespace(
@@ -313,9 +381,41 @@ fn supervisor_crash_and_shutdown(env: &TestEnv) {
     assert_eq!(t["end_reason"], "supervisor_shutdown", "{t}");
 }
 
+/// Launch/stop cycles to run: LIPCAST_CYCLES (default 30; scripts/soak.sh runs 1000).
+fn cycles() -> usize {
+    std::env::var("LIPCAST_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+}
+
+/// MAX_TASK_HISTORY of the cycling supervisor: LIPCAST_MAX_TASK_HISTORY (default 1000, the setting's default).
+fn task_history() -> usize {
+    std::env::var("LIPCAST_MAX_TASK_HISTORY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
 #[test]
 fn workers_cycles_and_warm_pool() {
-    in_namespace("workers_cycles_and_warm_pool", LIMIT, cycles_and_warm_pool);
+    // A soak of many cycles needs more than the usual bound: about 2 s per cycle, with room to spare.
+    let limit = LIMIT + Duration::from_secs(6 * cycles() as u64);
+    in_namespace("workers_cycles_and_warm_pool", limit, cycles_and_warm_pool);
+}
+
+/// Bytes of the task database (with its write-ahead log).
+fn db_bytes(data_dir: &std::path::Path) -> u64 {
+    ["lipcast.db", "lipcast.db-wal", "lipcast.db-shm"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(data_dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Sum of the resident memory of `pids`, kB.
+fn rss_of(pids: &[u32]) -> u64 {
+    pids.iter().map(|p| supervisor_figures(*p).0).sum()
 }
 
 fn supervisor_figures(pid: u32) -> (u64, usize, usize) {
@@ -336,10 +436,8 @@ fn supervisor_figures(pid: u32) -> (u64, usize, usize) {
 /// memory growth in the supervisor. LIPCAST_CYCLES (default 30) sets how many; the soak script runs 1000.
 fn cycles_and_warm_pool(env: &TestEnv) {
     let room = RoomProcess::start(env, 7880);
-    let cycles: usize = std::env::var("LIPCAST_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+    let cycles = cycles();
+    let history = task_history();
 
     // Cold: no prewarming, every launch starts a worker.
     let cold = Supervisor::start(&env.out_dir, &[("AUTO_PREWARM", "false")]);
@@ -357,9 +455,15 @@ fn cycles_and_warm_pool(env: &TestEnv) {
     }
     drop(cold);
 
+    let history_setting = history.to_string();
     let sup = Supervisor::start(
         &env.out_dir,
-        &[("WARM_WORKERS", "1"), ("MAX_SESSIONS", "4")],
+        &[
+            ("WARM_WORKERS", "1"),
+            ("MAX_SESSIONS", "4"),
+            ("MAX_TASK_HISTORY", &history_setting),
+            ("TASK_PRUNE_INTERVAL_SECONDS", "2"),
+        ],
     );
     sup.wait_ready(Duration::from_secs(60));
     let mut warm_ms = Vec::new();
@@ -392,12 +496,37 @@ fn cycles_and_warm_pool(env: &TestEnv) {
     std::thread::sleep(Duration::from_secs(1));
     let before = supervisor_figures(sup.pid());
     let workers_before = sup.worker_pids().len();
+    let tasks_count =
+        |sup: &Supervisor| sup.get("/tasks").1["tasks"].as_array().map_or(0, Vec::len);
+    let figures = |sup: &Supervisor, label: &str| {
+        let (rss, fds, threads) = supervisor_figures(sup.pid());
+        let workers = sup.worker_pids();
+        println!(
+            "SOAK {label}: supervisor RSS {rss} kB, fds {fds}, threads {threads}; workers {} (RSS {} kB in all); tasks in history {}; database {} kB",
+            workers.len(),
+            rss_of(&workers),
+            tasks_count(sup),
+            db_bytes(&sup.data_dir) / 1024
+        );
+    };
+    figures(&sup, "start");
+    let every = (cycles / 10).max(10);
     let t = Instant::now();
     for i in 0..cycles {
         let task = launched(env, &sup, &room, &format!("cycle{i}"), "a");
         sup.wait_task(&task, Duration::from_secs(20), |t| t["status"] == "running");
         let (status, body) = sup.post(&format!("/tasks/{task}/stop"));
         assert_eq!(status, 200, "{body}");
+        if (i + 1) % every == 0 {
+            figures(
+                &sup,
+                &format!(
+                    "after {} cycles ({:.0} s)",
+                    i + 1,
+                    t.elapsed().as_secs_f64()
+                ),
+            );
+        }
     }
     let elapsed = t.elapsed();
     // Let the last workers exit and the pool settle.
@@ -438,7 +567,16 @@ fn cycles_and_warm_pool(env: &TestEnv) {
         before.0,
         after.0
     );
-    let (_, tasks) = sup.get("/tasks");
-    let n = tasks["tasks"].as_array().map_or(0, Vec::len);
-    assert_eq!(n, 3 + cycles, "every task is in the history");
+    figures(&sup, "end");
+    // The history holds every task up to MAX_TASK_HISTORY, and no more (the pruner runs every 2 s).
+    let want = (3 + cycles).min(history);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tasks_count(&sup) > want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        tasks_count(&sup),
+        want,
+        "the task history holds min(tasks, MAX_TASK_HISTORY={history})"
+    );
 }

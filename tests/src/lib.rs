@@ -6,12 +6,15 @@
 //! - [`supervisor`]: the real `lipcast-supervisor` binary, driven over HTTP.
 //! - [`token`]: LiveKit access tokens for the test room.
 //! - [`packserver`]: an HTTP server for model-pack downloads, with faults on demand.
+//! - [`corpus`] and [`images`]: the committed bad-input corpus and the hostile images it uses.
 //!
 //! Missing prerequisites (root, iproute2, the vendored engine, the test venv, release binaries) fail the
 //! test with a message saying what to run; nothing is skipped silently.
 
 pub mod agent;
 pub mod analysis;
+pub mod corpus;
+pub mod images;
 pub mod launch;
 pub mod netns;
 pub mod packserver;

@@ -62,8 +62,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => {
+            // One session per process: two async threads and a few blocking ones (model load, portrait,
+            // benchmark) are all it needs; the cap keeps a misbehaving session from spawning hundreds.
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                .max_blocking_threads(8)
                 .enable_all()
                 .thread_name("lipcast-worker")
                 .build()

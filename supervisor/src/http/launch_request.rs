@@ -199,9 +199,9 @@ pub async fn parse_multipart(mut form: Multipart) -> Result<RawLaunch, ApiError>
             let _ = field.bytes().await.map_err(multipart_error)?;
             continue;
         }
-        let text = field
-            .text()
-            .await
+        // Strict UTF-8: multer's `text()` would replace invalid bytes and let them through.
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        let text = String::from_utf8(bytes.to_vec())
             .map_err(|_| bad(format!("field `{name}` is not valid UTF-8 text")))?;
         match name.as_str() {
             "livekit_url" => raw.livekit_url = Some(text),
@@ -238,32 +238,55 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+/// What a field may contain besides printable text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Text {
+    /// Names, URLs, tokens: one line, no control or bidirectional-override characters (they would
+    /// forge log lines or make a room name read differently than it is).
+    Line,
+    /// The prompt: free text, so new lines and tabs are fine.
+    Free,
+}
+
 fn required(value: Option<String>, field: &str, max: usize) -> Result<String, ApiError> {
     let value = value.map(|v| v.trim().to_owned()).unwrap_or_default();
     if value.is_empty() {
         return Err(bad(format!("`{field}` is required")));
     }
-    check_len(&value, field, max)?;
+    check_text(&value, field, max, Text::Line)?;
     Ok(value)
 }
 
-fn optional(value: Option<String>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+fn optional(
+    value: Option<String>,
+    field: &str,
+    max: usize,
+    kind: Text,
+) -> Result<Option<String>, ApiError> {
     let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     if let Some(v) = &value {
-        check_len(v, field, max)?;
+        check_text(v, field, max, kind)?;
     }
     Ok(value)
 }
 
-fn check_len(value: &str, field: &str, max: usize) -> Result<(), ApiError> {
+/// The bidirectional embedding, override and isolate controls (U+202A..U+202E, U+2066..U+2069).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn check_text(value: &str, field: &str, max: usize, kind: Text) -> Result<(), ApiError> {
     if value.chars().count() > max {
         return Err(bad(format!("`{field}` is longer than {max} characters")));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    let allowed = |c: char| kind == Text::Free && (c == '\n' || c == '\t' || c == '\r');
+    if value.chars().any(|c| c.is_control() && !allowed(c)) {
         return Err(bad(format!("`{field}` contains control characters")));
+    }
+    if kind == Text::Line && value.chars().any(is_bidi_control) {
+        return Err(bad(format!(
+            "`{field}` contains bidirectional override characters"
+        )));
     }
     Ok(())
 }
@@ -278,7 +301,7 @@ pub fn validate(raw: RawLaunch, query_async: Option<bool>) -> Result<LaunchReque
             "`livekit_url` must be a ws://, wss://, http:// or https:// URL with a host",
         ));
     }
-    let avatar_id = optional(raw.avatar_id, "avatar_id", 64)?;
+    let avatar_id = optional(raw.avatar_id, "avatar_id", 64, Text::Line)?;
     if let Some(id) = &avatar_id
         && !id
             .chars()
@@ -294,9 +317,9 @@ pub fn validate(raw: RawLaunch, query_async: Option<bool>) -> Result<LaunchReque
         room_name: required(raw.room_name, "room_name", MAX_ROOM_LEN)?,
         image: raw.image,
         avatar_id,
-        prompt: optional(raw.prompt, "prompt", MAX_PROMPT_LEN)?,
-        model: optional(raw.model, "model", MAX_SHORT_LEN)?,
-        mode: optional(raw.mode, "mode", MAX_SHORT_LEN)?,
+        prompt: optional(raw.prompt, "prompt", MAX_PROMPT_LEN, Text::Free)?,
+        model: optional(raw.model, "model", MAX_SHORT_LEN, Text::Line)?,
+        mode: optional(raw.mode, "mode", MAX_SHORT_LEN, Text::Line)?,
         async_mode: raw.async_mode.or(query_async).unwrap_or(true),
     })
 }
@@ -359,6 +382,24 @@ mod tests {
         assert!(validate(r, None).is_err());
         let mut r = ok();
         r.prompt = Some("x".repeat(MAX_PROMPT_LEN + 1));
+        assert!(validate(r, None).is_err());
+        for odd in [
+            "r\u{0}",
+            "a\nb",
+            "\u{1b}[31mred",
+            "r\u{85}x",
+            "abc\u{202e}fdp.exe",
+            "x\u{2066}y",
+        ] {
+            let mut r = ok();
+            r.room_name = Some(odd.into());
+            assert!(validate(r, None).is_err(), "room_name {odd:?}");
+        }
+        let mut r = ok();
+        r.prompt = Some("Line one.\nLine two,\tindented. \u{5e9}\u{5dc}\u{5d5}\u{5dd}".into());
+        assert!(validate(r, None).is_ok(), "a prompt may span lines");
+        let mut r = ok();
+        r.prompt = Some("bell\u{7}".into());
         assert!(validate(r, None).is_err());
     }
 }

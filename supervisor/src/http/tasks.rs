@@ -1,6 +1,7 @@
 //! `/tasks`, `/tasks/{id}` and `/tasks/{id}/stop`.
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use serde_json::json;
 
@@ -13,10 +14,18 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<serde_json::Valu
     Ok(Json(json!({ "tasks": tasks })))
 }
 
+/// The `{task_id}` of the route; one that does not even decode (bad percent-encoding, not UTF-8) names
+/// no task.
+fn task_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|_| ApiError::not_found("no such task"))
+}
+
 pub async fn get(
     State(state): State<AppState>,
-    Path(task_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Task>, ApiError> {
+    let task_id = task_id(path)?;
     let mut task = state
         .sessions
         .store()
@@ -32,8 +41,9 @@ pub async fn get(
 /// Ends the session (`cancelled`); on a task that already ended, returns it unchanged.
 pub async fn stop(
     State(state): State<AppState>,
-    Path(task_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Task>, ApiError> {
+    let task_id = task_id(path)?;
     state
         .sessions
         .stop(&task_id)

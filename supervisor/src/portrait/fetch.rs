@@ -82,28 +82,32 @@ impl AllowRange {
     }
 }
 
-/// IPv4-mapped (`::ffff:a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`) addresses are judged as the IPv4
-/// address they carry.
+/// IPv6 forms that carry an IPv4 address are judged as that IPv4 address: IPv4-mapped (`::ffff:a.b.c.d`),
+/// NAT64 (`64:ff9b::a.b.c.d` and the local-use `64:ff9b:1::/48`) and 6to4 (`2002:aabb:ccdd::/48`). The
+/// deprecated IPv4-compatible form (`::a.b.c.d`) is refused outright by [`is_public`].
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return IpAddr::V4(v4);
-            }
-            let s = v6.segments();
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
-            }
-            IpAddr::V6(v6)
-        }
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else { return ip };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
     }
+    let s = v6.segments();
+    let tail = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    };
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) {
+        return tail(s[6], s[7]);
+    }
+    if s[0] == 0x2002 {
+        return tail(s[1], s[2]);
+    }
+    ip
 }
 
 /// True for addresses on the public internet; false for loopback, private, link-local (which holds
-/// the cloud metadata service), CGNAT, multicast, unspecified, reserved and documentation ranges.
+/// the cloud metadata service), CGNAT, multicast, unspecified, reserved and documentation ranges, and
+/// for IPv6 forms that embed such an IPv4 address.
 pub fn is_public(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => {
@@ -116,19 +120,24 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (a == 172 && (16..32).contains(&b))
                 || (a == 192 && b == 168)
                 || (a == 192 && b == 0 && (c == 0 || c == 2))
+                || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
                 || (a == 198 && (b == 18 || b == 19))
                 || (a == 198 && b == 51 && c == 100)
                 || (a == 203 && b == 0 && c == 113)
                 || a >= 224)
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let s = v6.segments();
             !(v6.is_unspecified()
                 || v6.is_loopback()
-                || (first & 0xfe00) == 0xfc00 // unique local (incl. fd00:ec2::254 metadata)
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || (first & 0xff00) == 0xff00 // multicast
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+                || (s[0] & 0xfe00) == 0xfc00 // unique local (incl. fd00:ec2::254 metadata)
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0] & 0xff00) == 0xff00 // multicast
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo: the IPv4 behind it cannot be checked
+                || s[..4] == [0x100, 0, 0, 0] // discard-only
+                || s[..6] == [0; 6]) // the rest of ::/96 (IPv4-compatible, deprecated)
         }
     }
 }
@@ -254,36 +263,99 @@ mod tests {
     #[test]
     fn classifies_addresses() {
         for bad in [
-            "127.0.0.1",
+            // IPv4: this network, private, loopback, CGNAT, link-local (cloud metadata), reserved, multicast.
+            "0.0.0.0",
+            "0.1.2.3",
             "10.1.2.3",
+            "127.0.0.1",
+            "127.255.255.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "169.254.169.254",
             "172.16.0.1",
             "172.31.255.255",
+            "192.0.0.1",
+            "192.0.2.1",
+            "192.88.99.1",
             "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
             "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
             "255.255.255.255",
-            "::1",
+            // IPv6: unspecified, loopback, unique local, link-local, site-local, multicast, documentation.
             "::",
-            "fe80::1",
+            "::1",
             "fc00::1",
             "fd00:ec2::254",
+            "fdff:ffff::1",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
             "ff02::1",
+            "ff05::1:3",
+            "2001:db8::1",
+            "100::1",
+            // Teredo hides an IPv4 address.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            // IPv4 inside IPv6: mapped, compatible, NAT64 (well-known and local-use), 6to4.
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:0.0.0.0",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::8.8.8.8",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:101::1",
         ] {
             assert!(!is_public(ip(bad)), "{bad} should be refused");
         }
         for good in [
             "8.8.8.8",
             "1.1.1.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "169.253.0.1",
+            "172.15.255.255",
             "172.32.0.1",
+            "192.167.1.1",
+            "223.255.255.254",
             "2606:4700::1111",
+            "2a00:1450:4001::200e",
             "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(is_public(ip(good)), "{good} should be allowed");
+        }
+    }
+
+    #[test]
+    fn url_hosts_in_odd_spellings_are_classified_by_their_address() {
+        // The URL parser normalises decimal, octal, hex and short IPv4 spellings to the address they name;
+        // the fetcher judges that address.
+        for (url, addr) in [
+            ("http://2130706433/", "127.0.0.1"),
+            ("http://0x7f000001/", "127.0.0.1"),
+            ("http://0177.0.0.1/", "127.0.0.1"),
+            ("http://127.1/", "127.0.0.1"),
+            ("http://0xa9.0xfe.0xa9.0xfe/", "169.254.169.254"),
+            ("http://[::ffff:7f00:1]/", "::ffff:127.0.0.1"),
+            ("http://user:pw@10.0.0.1/", "10.0.0.1"),
+            ("http://evil.example@192.168.0.1/", "192.168.0.1"),
+        ] {
+            let parsed = url::Url::parse(url).expect("url");
+            let host = parsed.host_str().expect("host");
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            assert_eq!(bare.parse::<IpAddr>().ok(), Some(ip(addr)), "{url}");
+            assert!(!is_public(ip(addr)), "{url}");
         }
     }
 

@@ -42,6 +42,12 @@ pub fn check(bytes: Bytes, max_pixels: u64) -> Result<Portrait, PortraitError> {
     ) {
         return Err(PortraitError::Format);
     }
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_complete(&bytes) {
+        // Decoders fill a cut-off scan with grey rather than fail; a truncated upload is refused here.
+        return Err(PortraitError::Decode(
+            "the JPEG is truncated (no end-of-image marker after its last scan)".into(),
+        ));
+    }
     let (width, height) = reader
         .into_dimensions()
         .map_err(|e| PortraitError::Decode(e.to_string()))?;
@@ -69,6 +75,16 @@ pub fn check(bytes: Bytes, max_pixels: u64) -> Result<Portrait, PortraitError> {
         width,
         height,
     })
+}
+
+/// True if an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Entropy-coded data
+/// never holds FF D9 (an FF byte in it is always followed by 00 or a restart marker), and a thumbnail's
+/// own markers come before the main image's last scan.
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    let Some(last_scan) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Resolve the portrait of a launch. `None` means "use the shipped default portrait".
@@ -139,6 +155,23 @@ mod tests {
             check(Bytes::from_static(b"hello"), 1_000_000),
             Err(PortraitError::Format)
         ));
+        let jpeg = {
+            let img = image::RgbImage::from_pixel(64, 48, image::Rgb([10, 200, 30]));
+            let mut out = Cursor::new(Vec::new());
+            img.write_to(&mut out, ImageFormat::Jpeg).expect("encode");
+            Bytes::from(out.into_inner())
+        };
+        assert!(check(jpeg.clone(), 1_000_000).is_ok());
+        for cut in [jpeg.len() - 2, jpeg.len() * 9 / 10, jpeg.len() / 2] {
+            assert!(
+                matches!(
+                    check(jpeg.slice(..cut), 1_000_000),
+                    Err(PortraitError::Decode(_))
+                ),
+                "a JPEG cut at {cut} of {}",
+                jpeg.len()
+            );
+        }
         let full = png(64, 48);
         let truncated = full.slice(..full.len() / 2);
         assert!(matches!(
