@@ -250,61 +250,11 @@ fn http_routes_and_errors() {
 
 /// A PNG of flat colour (no face).
 fn image_png(w: u32, h: u32) -> Vec<u8> {
-    // Minimal PNG writer: RGB, no filter, stored via zlib (from the test room's approach, in Rust).
-    fn crc(data: &[u8]) -> u32 {
-        let mut c = 0xFFFF_FFFFu32;
-        for &b in data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    }
-    fn adler(data: &[u8]) -> u32 {
-        let (mut a, mut b) = (1u32, 0u32);
-        for &x in data {
-            a = (a + u32::from(x)) % 65_521;
-            b = (b + a) % 65_521;
-        }
-        (b << 16) | a
-    }
-    // One scanline: filter byte 0, then the pixels.
-    let row: Vec<u8> = std::iter::once(0u8)
-        .chain(std::iter::repeat_n([180u8, 160, 140], w as usize).flatten())
-        .collect();
-    let raw = row.repeat(h as usize);
-    // zlib with stored blocks.
-    let mut z = vec![0x78, 0x01];
-    for (i, block) in raw.chunks(65_535).enumerate() {
-        let last = (i + 1) * 65_535 >= raw.len();
-        z.push(u8::from(last));
-        let len = block.len() as u16;
-        z.extend_from_slice(&len.to_le_bytes());
-        z.extend_from_slice(&(!len).to_le_bytes());
-        z.extend_from_slice(block);
-    }
-    z.extend_from_slice(&adler(&raw).to_be_bytes());
-    let chunk = |tag: &[u8], data: &[u8]| {
-        let mut out = (data.len() as u32).to_be_bytes().to_vec();
-        let mut td = tag.to_vec();
-        td.extend_from_slice(data);
-        out.extend_from_slice(&td);
-        out.extend_from_slice(&crc(&td).to_be_bytes());
-        out
-    };
-    let mut ihdr = w.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(b"IDAT", &z));
-    png.extend(chunk(b"IEND", &[]));
-    png
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([180, 160, 140]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .unwrap_or_else(|e| panic!("encoding a PNG: {e}"));
+    out.into_inner()
 }
 
 #[test]
