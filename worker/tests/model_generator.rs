@@ -1,7 +1,9 @@
 //! Generator packs (the plug-in contract): manifest validation, `mel80_wav2lip` against its reference
 //! computation, and a small random-weight Wav2Lip-architecture replica (built by `scripts/packs/make_replica.py`
 //! at width 0.25: same interface, fewer channels) loaded through the same path as the built-in pack and driven
-//! through `GeneratorAnimator` (batches, look-ahead, late frames, paste-back). Random weights test plumbing only.
+//! through `GeneratorAnimator` (batches, look-ahead, late frames, paste-back), and a MuseTalk-shaped replica
+//! (`--arch musetalk`: `audio.onnx` chunked features equal to whole-signal ones, `prepare.onnx` run once per
+//! portrait and fed to every call, audio reaching the output). Random weights test plumbing only.
 
 mod model_support;
 
@@ -12,7 +14,13 @@ use std::time::{Duration, Instant};
 use lipcast_proto::PrepareRequest;
 use lipcast_worker::audio::mel80::Mel80;
 use lipcast_worker::control::prepared::Prepared;
-use lipcast_worker::model::{ModelPack, PackError};
+use std::sync::{Arc, Mutex};
+
+use lipcast_worker::generator::AudioModel;
+use lipcast_worker::generator::animator::lookahead_ms;
+use lipcast_worker::generator::feature::{Feature, OnnxFeature};
+use lipcast_worker::model::pack::GeneratorSpec;
+use lipcast_worker::model::{Device, ModelPack, PackError, Runtime, RuntimeConfig};
 use lipcast_worker::session::animator::Animator;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -36,11 +44,23 @@ fn python() -> PathBuf {
 
 /// A small replica pack (width 0.25, batch `batch`) in a fresh folder.
 fn small_replica(name: &str, batch: u32) -> PathBuf {
+    replica(name, "wav2lip", batch)
+}
+
+/// A small replica pack of `arch` (`wav2lip` or `musetalk`; width 0.25, batch `batch`) in a fresh folder.
+fn replica(name: &str, arch: &str, batch: u32) -> PathBuf {
     let dir = temp_dir(name);
     let out = Command::new(python())
         .arg(model_support::models_dir().join("../scripts/packs/make_replica.py"))
         .arg(&dir)
-        .args(["--width", "0.25", "--batch", &batch.to_string()])
+        .args([
+            "--width",
+            "0.25",
+            "--batch",
+            &batch.to_string(),
+            "--arch",
+            arch,
+        ])
         .output()
         .expect("running make_replica.py");
     assert!(
@@ -115,7 +135,7 @@ fn generator_manifests_are_checked() {
     assert_eq!((g.face_size, g.batch_size, g.audio_window), (96, 4, 16));
     std::fs::remove_dir_all(ok).unwrap();
 
-    let cases: [(&str, Edit, &str); 10] = [
+    let cases: [(&str, Edit, &str); 13] = [
         (
             "no-table",
             without_generator_table,
@@ -139,7 +159,7 @@ fn generator_manifests_are_checked() {
         (
             "feature",
             |t| t.replace("\"mel80_wav2lip\"", "\"whisper_tiny\""),
-            "not a built-in feature",
+            "is not one of [\"mel80_wav2lip\", \"audio_onnx\"]",
         ),
         (
             "window",
@@ -167,13 +187,45 @@ fn generator_manifests_are_checked() {
             "frontend applies to warp packs only",
         ),
         (
-            "prepare",
+            "prepare-shape",
             |t| {
                 t + "[[files]]\nrole = \"prepare\"\npath = \"generate.onnx\"\nsha256 = \""
                     + &"0".repeat(64)
+                    + "\"\ninputs = [{ name = \"face\", shape = [1, 3, 64, 64] }]\noutputs = [{ name = \"l\", shape = [1, 8, 4, 4] }]\n"
+            },
+            "needs [1,3,96,96] (the crop) or [1,6,96,96]",
+        ),
+        (
+            "audio-onnx-without-file",
+            |t| {
+                t.replace("\"mel80_wav2lip\"", "\"audio_onnx\"").replace(
+                    "[generator.crop]",
+                    "[generator.audio_onnx]\nrate = 50\nchunk_ms = 100\n[generator.crop]",
+                )
+            },
+            "needs a [[files]] entry with role \"audio\"",
+        ),
+        (
+            "audio-onnx-rate",
+            |t| {
+                t.replace("\"mel80_wav2lip\"", "\"audio_onnx\"").replace(
+                    "[generator.crop]",
+                    "[generator.audio_onnx]\nrate = 48\nchunk_ms = 100\n[generator.crop]",
+                ) + "[[files]]\nrole = \"audio\"\npath = \"generate.onnx\"\nsha256 = \""
+                    + &"0".repeat(64)
                     + "\"\n"
             },
-            "not supported by this worker yet",
+            "must divide 16000",
+        ),
+        (
+            "mel80-with-audio-table",
+            |t| {
+                t.replace(
+                    "[generator.crop]",
+                    "[generator.audio_onnx]\nrate = 50\nchunk_ms = 100\n[generator.crop]",
+                )
+            },
+            "takes no \"audio\" file",
         ),
     ];
     for (name, edit, phrase) in cases {
@@ -343,6 +395,167 @@ fn tensor_names_are_checked_against_the_onnx_file() {
     assert!(
         err.contains("\"mel\"") && err.contains("audio_sequences"),
         "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The MuseTalk-shaped replica's `[generator]` and its `audio.onnx`, loaded apart from `Prepared`.
+fn audio_model(dir: &Path) -> (GeneratorSpec, Arc<Mutex<AudioModel>>) {
+    let pack = ModelPack::load(dir).unwrap();
+    let spec = pack.manifest.generator.clone().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        device: Device::Cpu,
+        intra_threads: 1,
+    })
+    .unwrap();
+    let model = AudioModel::load(&runtime, &pack, &spec).unwrap();
+    (spec, Arc::new(Mutex::new(model)))
+}
+
+#[test]
+fn audio_onnx_features_are_chunked_exactly() {
+    let dir = replica("mt-audio", "musetalk", 4);
+    let (spec, model) = audio_model(&dir);
+    let a = spec.audio_onnx.unwrap();
+    assert_eq!(
+        (a.rate, a.chunk_ms, a.context_ms, a.hop()),
+        (50, 100, 120, 320)
+    );
+    let c = model.lock().unwrap().channels;
+    assert_eq!(c, 1920);
+    // 1.37 s of speech (not a whole number of chunks), streamed in uneven pieces.
+    let speech = lipcast_worker::audio::synth::syllables(1.37, 7);
+    let mut f = Feature::Onnx(OnnxFeature::new(model.clone(), a));
+    let mut feature = Feature::Onnx(OnnxFeature::new(model.clone(), a));
+    for piece in speech.chunks(777) {
+        feature.push(piece).unwrap();
+    }
+    // Before the end: only frames whose chunk and right context have arrived.
+    let Feature::Onnx(g) = &feature else {
+        unreachable!()
+    };
+    let full_chunks = (speech.len() - a.context_samples()) / a.chunk_samples();
+    assert_eq!(g.frames(), full_chunks * a.chunk_samples() / a.hop());
+    feature.finish().unwrap();
+    let Feature::Onnx(g) = &feature else {
+        unreachable!()
+    };
+    let t = speech.len().div_ceil(a.hop());
+    assert_eq!(g.frames(), t, "one feature frame per 320 samples");
+    // Reference: the whole segment in one call, with the same zero context before it and zeros after.
+    let ctx = a.context_samples();
+    let mut whole = vec![0.0f32; ctx];
+    whole.extend_from_slice(&speech);
+    whole.resize((ctx + t * a.hop() + ctx).div_ceil(a.hop()) * a.hop(), 0.0);
+    let reference = model.lock().unwrap().run(&whole).unwrap();
+    let first = ctx / a.hop();
+    let reference = &reference[first * c..(first + t) * c];
+    let worst = g
+        .features()
+        .iter()
+        .zip(reference)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+    println!("audio.onnx chunked vs whole: max diff {worst:.2e} (max |feature| {scale:.2})");
+    assert!(scale > 0.1, "features are not all zero");
+    assert!(worst <= 1e-4 * scale.max(1.0), "max difference {worst}");
+    // Windows: 10 frames from 2 i - 4, zeros before the segment's start (as MuseTalk pads).
+    let mut w = vec![1.0f32; 10 * c];
+    feature.window(0, 25, -4, 10, &mut w);
+    assert!(w[..4 * c].iter().all(|&v| v == 0.0));
+    assert_eq!(&w[4 * c..10 * c], &g.features()[..6 * c]);
+    feature.window(3, 25, -4, 10, &mut w);
+    assert_eq!(&w[..], &g.features()[2 * c..12 * c]);
+    // A fresh feature with the whole segment at once gives the same.
+    f.push(&speech).unwrap();
+    f.finish().unwrap();
+    let Feature::Onnx(f) = &f else { unreachable!() };
+    assert_eq!(f.features(), g.features());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn musetalk_shaped_pack_prepares_once_and_audio_reaches_the_output() {
+    let dir = replica("mt-anim", "musetalk", 4);
+    let prepared = prepare(&dir).expect("the MuseTalk-shaped pack loads through Prepare");
+    assert!(prepared.is_generator());
+    assert_eq!(prepared.reply.audio_frontend, "audio_onnx");
+    let prep = prepared.prepare_model().expect("a prepare.onnx");
+    // The warm-up rendered the default portrait: prepared once, and cached for every later animator.
+    assert_eq!(prep.lock().unwrap().calls, 1);
+    let portrait = prepared.default_portrait().clone();
+    let mut a = prepared.generator_animator(&portrait, 5).unwrap();
+    let _b = prepared.generator_animator(&portrait, 6).unwrap();
+    assert_eq!(
+        prep.lock().unwrap().calls,
+        1,
+        "prepare.onnx runs once per portrait"
+    );
+    assert_eq!(a.frames_per_generate(), 4);
+    // Window end 2 i + 6 feature frames, rounded up to a 100 ms chunk, plus 120 ms of context: worst 280 ms
+    // past a frame's end (frame 0), plus 3 frames for the batch.
+    assert!(
+        (a.lookahead_ms() - 400.0).abs() < 0.01,
+        "{}",
+        a.lookahead_ms()
+    );
+    let spec = prepared.generator_spec().unwrap().clone();
+    let mut b1 = spec.clone();
+    b1.batch_size = 1;
+    assert!((lookahead_ms(&b1, 25) - 280.0).abs() < 0.01);
+
+    // Frame 3 (the last of the first batch, which is generated in one call: no frame of it can be skipped by
+    // a loaded machine) of speech and of silence: the audio features reach the generated face.
+    let frame3 = |a: &mut lipcast_worker::generator::GeneratorAnimator, pcm: &[f32]| {
+        a.reset();
+        a.push_audio(pcm);
+        a.end_of_audio();
+        let mut f = None;
+        for i in 0..4u64 {
+            assert!(
+                a.wait_generated(Duration::from_secs(60)),
+                "{:?}",
+                a.failure()
+            );
+            f = Some(a.speech_frame(i).clone());
+        }
+        f.unwrap()
+    };
+    let speech = lipcast_worker::audio::synth::syllables(1.0, 3);
+    let silence = vec![0.0f32; speech.len()];
+    let idle = a.idle_frame(3).clone();
+    let spoken = frame3(&mut a, &speech);
+    let quiet = frame3(&mut a, &silence);
+    assert_eq!(a.late_frames(), 0, "frames waited for");
+    let crop = a.crop();
+    let (w, h) = (spoken.width as i32, spoken.height as i32);
+    let (mut changed, mut differs) = (0u64, 0u64);
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let in_box = x >= crop.x0
+                && x < crop.x0 + crop.side as i32
+                && y >= crop.y0
+                && y < crop.y0 + crop.side as i32;
+            if !in_box {
+                assert_eq!(spoken.rgba[i..i + 4], idle.rgba[i..i + 4], "({x},{y})");
+                continue;
+            }
+            changed += u64::from(spoken.rgba[i..i + 3] != idle.rgba[i..i + 3]);
+            differs += u64::from(spoken.rgba[i..i + 3] != quiet.rgba[i..i + 3]);
+        }
+    }
+    let area = u64::from(crop.side * crop.side);
+    println!(
+        "musetalk-shaped: {changed} of {area} box pixels generated, {differs} differ speech vs silence"
+    );
+    assert!(
+        changed > area / 4,
+        "only {changed} pixels in the box changed"
+    );
+    assert!(
+        differs > area / 20,
+        "speech and silence gave nearly the same face ({differs} pixels)"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -80,7 +80,7 @@ pub fn benchmark(prepared: &Prepared, iterations: u32) -> Result<BenchmarkReply,
 /// whole batches): the audio feature, the model calls (one per batch of `batch_size` frames), the paste-back
 /// onto the idle frame, and the I420 conversion. Stage times are per frame.
 fn generator_benchmark(prepared: &Prepared, iterations: u32) -> Result<BenchmarkReply, LoadError> {
-    use crate::audio::mel80::Mel80;
+    use crate::generator::animator::portrait_inputs;
     use crate::generator::crop::{CropBox, Paster, Pixels, face_input};
     let Some(spec) = prepared.generator_spec() else {
         return Err(LoadError::NotGenerator(
@@ -106,6 +106,11 @@ fn generator_benchmark(prepared: &Prepared, iterations: u32) -> Result<Benchmark
     let crop = CropBox::around(&portrait.landmarks, &spec.crop)
         .ok_or(crate::generator::animator::AnimatorError::NoCrop)?;
     let face = face_input(&portrait.image, &crop, s, &px);
+    let sources = model.lock().unwrap_or_else(|p| p.into_inner()).sources();
+    let prepare_model = prepared.prepare_model();
+    let t = Instant::now();
+    let constant = portrait_inputs(&sources, prepare_model.as_deref(), face, s)?;
+    let prepare_ms = ms(t.elapsed());
     let paster = Paster::new(crop, s, px, &spec.paste);
     let mut renderer = crate::avatar::Renderer::new(
         portrait,
@@ -117,33 +122,29 @@ fn generator_benchmark(prepared: &Prepared, iterations: u32) -> Result<Benchmark
     );
     let speech = synth::syllables((n as f32 + 2.0) / fps as f32, 1);
     let t = Instant::now();
-    let mut mel = Mel80::new();
-    mel.push(&speech);
-    mel.finish();
+    let mut feature = prepared.new_feature()?;
+    feature.push(&speech)?;
+    feature.finish()?;
     let features = t.elapsed();
     let (mut generate, mut paste, mut convert) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let mut mel_in = vec![0.0f32; batch * 80 * w];
-    let mut face_in = Vec::with_capacity(batch * face.len());
+    let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
+    let wl = model.window_len();
+    let mut audio_in = vec![0.0f32; batch * wl];
     let mut frame = None;
     let mut i420 = Vec::new();
-    let mut model = model.lock().unwrap_or_else(|p| p.into_inner());
     for first in (0..n).step_by(batch) {
         let t = Instant::now();
-        mel_in.resize(batch * 80 * w, 0.0);
+        audio_in.resize(batch * wl, 0.0);
         for k in 0..batch {
-            mel.window(
+            feature.window(
                 first + k,
                 fps,
                 spec.audio_offset,
                 w,
-                &mut mel_in[k * 80 * w..(k + 1) * 80 * w],
+                &mut audio_in[k * wl..(k + 1) * wl],
             );
         }
-        face_in.clear();
-        for _ in 0..batch {
-            face_in.extend_from_slice(&face);
-        }
-        let out = model.run(batch, &mut mel_in, &mut face_in)?;
+        let out = model.run(batch, &mut audio_in, &constant)?;
         generate += t.elapsed();
         for (k, crop) in out.chunks_exact(3 * s * s).enumerate() {
             let t = Instant::now();
@@ -184,6 +185,11 @@ fn generator_benchmark(prepared: &Prepared, iterations: u32) -> Result<Benchmark
             StageTime {
                 name: "i420".into(),
                 avg_ms: per(convert),
+            },
+            StageTime {
+                // Once per portrait, not per frame: prepare.onnx (0 without one).
+                name: "prepare_once".into(),
+                avg_ms: prepare_ms,
             },
             StageTime {
                 name: "lookahead".into(),

@@ -10,7 +10,11 @@ use lipcast_proto::{PrepareReply, PrepareRequest};
 use crate::audio::{FrontendError, FrontendKind, MouthFrontend, build_frontend};
 use crate::avatar::render::RenderOptions;
 use crate::avatar::{FaceModels, PrepareError, PrepareOptions, PreparedPortrait, Renderer};
-use crate::generator::{GenerateError, GenerateModel, GeneratorAnimator, animator::AnimatorError};
+use crate::generator::feature::{Feature, OnnxFeature};
+use crate::generator::{
+    AudioModel, GenerateError, GenerateModel, GeneratorAnimator, PrepareModel,
+    animator::AnimatorError,
+};
 use crate::model::pack::GeneratorSpec;
 use crate::model::{Device, ModelPack, Runtime, RuntimeConfig};
 use crate::session::animator::{Animator, WarpAnimator};
@@ -49,6 +53,10 @@ enum Render {
     Generator {
         spec: GeneratorSpec,
         model: Arc<Mutex<GenerateModel>>,
+        /// The pack's `audio.onnx` (`audio_feature = "audio_onnx"`).
+        audio: Option<Arc<Mutex<AudioModel>>>,
+        /// The pack's `prepare.onnx`, with its per-portrait cache.
+        prepare: Option<Arc<Mutex<PrepareModel>>>,
     },
 }
 
@@ -87,6 +95,16 @@ impl Prepared {
             Some(spec) => Render::Generator {
                 spec: spec.clone(),
                 model: Arc::new(Mutex::new(GenerateModel::load(&runtime, &pack, spec)?)),
+                audio: match pack.file("audio") {
+                    Ok(_) => Some(Arc::new(Mutex::new(AudioModel::load(
+                        &runtime, &pack, spec,
+                    )?))),
+                    Err(_) => None,
+                },
+                prepare: match pack.file("prepare") {
+                    Ok(_) => Some(Arc::new(Mutex::new(PrepareModel::load(&runtime, &pack)?))),
+                    Err(_) => None,
+                },
             },
             None => Render::Warp,
         };
@@ -240,16 +258,43 @@ impl Prepared {
         portrait: &PreparedPortrait,
         seed: u64,
     ) -> Result<GeneratorAnimator, LoadError> {
-        let Render::Generator { spec, model } = &self.render else {
+        let Render::Generator {
+            spec,
+            model,
+            prepare,
+            ..
+        } = &self.render
+        else {
             return Err(LoadError::NotGenerator(self.pack.manifest.name.clone()));
         };
         Ok(GeneratorAnimator::new(
             model.clone(),
+            self.new_feature()?,
+            prepare.as_deref(),
             spec,
             portrait,
             self.renderer(portrait, seed),
             self.fps,
         )?)
+    }
+
+    /// A fresh audio feature of the generator pack for one segment stream.
+    pub fn new_feature(&self) -> Result<Feature, LoadError> {
+        let Render::Generator { spec, audio, .. } = &self.render else {
+            return Err(LoadError::NotGenerator(self.pack.manifest.name.clone()));
+        };
+        Ok(match (audio, spec.audio_onnx) {
+            (Some(a), Some(a_spec)) => Feature::Onnx(OnnxFeature::new(a.clone(), a_spec)),
+            _ => Feature::Mel(crate::audio::mel80::Mel80::new()),
+        })
+    }
+
+    /// The generator pack's `prepare.onnx`, if it has one.
+    pub fn prepare_model(&self) -> Option<Arc<Mutex<PrepareModel>>> {
+        match &self.render {
+            Render::Generator { prepare, .. } => prepare.clone(),
+            Render::Warp => None,
+        }
     }
 
     /// The generator model itself (benchmarks time it apart).

@@ -1,6 +1,6 @@
 //! [`GeneratorAnimator`]: the real-time loop's [`Animator`] for a generator pack.
 //!
-//! A generation thread computes the segment's audio feature as audio arrives and calls `generate.onnx` on
+//! A generation thread computes the segment's audio feature ([`Feature`]) as audio arrives and calls `generate.onnx` on
 //! batches of `batch_size` frames as soon as their audio windows are complete, ahead of the audio clock but at
 //! most [`GeneratorAnimator::budget_frames`] frames ahead of what the loop has shown (bounded memory, bounded
 //! work thrown away by an interruption). The loop thread pastes each generated crop, feathered, onto the idle
@@ -18,13 +18,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::audio::MouthParams;
-use crate::audio::mel80::{self, Mel80};
+use crate::audio::mel80;
 use crate::avatar::{Frame, PreparedPortrait, Renderer};
 use crate::model::pack::GeneratorSpec;
 use crate::session::animator::Animator;
 
 use super::crop::{CropBox, Paster, Pixels, face_input};
-use super::model::GenerateModel;
+use super::feature::{Feature, window_lookahead_samples};
+use super::model::{GenerateError, GenerateModel, PrepareModel, Source};
 
 /// What the loop thread and the generation thread share.
 #[derive(Default)]
@@ -62,7 +63,9 @@ impl Shared {
 /// The fixed inputs of one portrait for the generation thread.
 struct Job {
     model: Arc<Mutex<GenerateModel>>,
-    face: Vec<f32>,
+    feature: Feature,
+    /// The portrait's constant inputs of `generate.onnx` (face input, `prepare.onnx` outputs).
+    portrait: Vec<Vec<f32>>,
     fps: u32,
     offset: i32,
     batch: usize,
@@ -92,14 +95,19 @@ pub enum AnimatorError {
     NoCrop,
     #[error("starting the generation thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("{0}")]
+    Prepare(#[from] GenerateError),
 }
 
 impl GeneratorAnimator {
     /// Frames generated ahead of the loop at most, in batches.
     pub const BUDGET_BATCHES: usize = 2;
 
+    /// `prepare` runs (or takes from its cache) the pack's `prepare.onnx` on this portrait's crop.
     pub fn new(
         model: Arc<Mutex<GenerateModel>>,
+        feature: Feature,
+        prepare: Option<&Mutex<PrepareModel>>,
         spec: &GeneratorSpec,
         portrait: &PreparedPortrait,
         renderer: Renderer,
@@ -113,6 +121,8 @@ impl GeneratorAnimator {
         };
         let s = spec.face_size as usize;
         let face = face_input(&portrait.image, &crop, s, &px);
+        let sources = model.lock().unwrap_or_else(|p| p.into_inner()).sources();
+        let portrait_inputs = portrait_inputs(&sources, prepare, face, s)?;
         let paster = Paster::new(crop, s, px, &spec.paste);
         let batch = spec.batch_size as usize;
         let budget = batch * Self::BUDGET_BATCHES;
@@ -123,7 +133,8 @@ impl GeneratorAnimator {
         });
         let job = Job {
             model,
-            face,
+            feature,
+            portrait: portrait_inputs,
             fps,
             offset: spec.audio_offset,
             batch,
@@ -213,21 +224,50 @@ impl GeneratorAnimator {
     }
 }
 
-/// Audio past the end of a frame its crop depends on, plus the batching wait: the window's last mel frame
-/// ends `window - 1 + offset` hops after the frame's first plus half an FFT; the worst case over frame phases,
-/// then `batch - 1` more frames for the batch to fill.
+/// The constant inputs of `generate.onnx` for one portrait, in `sources` order: the `[6, S, S]` face input
+/// and `prepare.onnx`'s outputs (run once per portrait; its cache serves later sessions).
+pub fn portrait_inputs(
+    sources: &[Source],
+    prepare: Option<&Mutex<PrepareModel>>,
+    face: Vec<f32>,
+    s: usize,
+) -> Result<Vec<Vec<f32>>, GenerateError> {
+    let prepared = match prepare {
+        Some(p) if sources.iter().any(|s| matches!(s, Source::Prepare(_))) => {
+            p.lock().unwrap_or_else(|p| p.into_inner()).run(&face, s)?
+        }
+        _ => Vec::new(),
+    };
+    sources
+        .iter()
+        .map(|src| match src {
+            Source::Face => Ok(face.clone()),
+            Source::Prepare(k) => {
+                prepared
+                    .get(*k)
+                    .cloned()
+                    .ok_or_else(|| GenerateError::Contract {
+                        file: "prepare.onnx".into(),
+                        reason: format!("has no output {k}"),
+                    })
+            }
+        })
+        .collect()
+}
+
+/// Audio past the end of a frame its crop depends on, plus the batching wait: the window's last feature frame
+/// must be final (`feature::window_lookahead_samples`, worst case over frame phases), then `batch - 1` more
+/// frames for the batch to fill.
 pub fn lookahead_ms(spec: &GeneratorSpec, fps: u32) -> f32 {
     let fps = fps.max(1);
     let frame = f64::from(mel80::SAMPLE_RATE) / f64::from(fps);
-    let mut worst = 0f64;
-    for i in 0..fps as usize {
-        let start = Mel80::window_start(i, fps, spec.audio_offset);
-        let end = (start + i64::from(spec.audio_window) - 1) as f64 * mel80::HOP as f64
-            + (mel80::N_FFT / 2) as f64;
-        worst = worst.max(end - (i as f64 + 1.0) * frame);
-    }
+    let audio = spec
+        .audio_onnx
+        .as_ref()
+        .filter(|_| spec.audio_feature == "audio_onnx");
+    let worst = window_lookahead_samples(audio, spec.audio_window, spec.audio_offset, fps);
     let batching = f64::from(spec.batch_size.saturating_sub(1)) * frame;
-    ((worst.max(0.0) + batching) * 1000.0 / f64::from(mel80::SAMPLE_RATE)) as f32
+    ((worst + batching) * 1000.0 / f64::from(mel80::SAMPLE_RATE)) as f32
 }
 
 /// Generated crops ready for the next frame, contiguous from it.
@@ -240,17 +280,14 @@ fn generated_ready(st: &State) -> usize {
         .count()
 }
 
-fn generate_loop(shared: &Shared, job: Job) {
-    let mut mel = Mel80::new();
+fn generate_loop(shared: &Shared, mut job: Job) {
     let mut epoch = u64::MAX;
     let mut next = 0usize;
-    let (s, w) = {
+    let (s, w, wl) = {
         let m = job.model.lock().unwrap_or_else(|p| p.into_inner());
-        (m.face_size, m.window)
+        (m.face_size, m.window, m.window_len())
     };
-    let mel_len = 80 * w;
-    let mut mel_in: Vec<f32> = Vec::new();
-    let mut face_in: Vec<f32> = Vec::new();
+    let mut audio_in: Vec<f32> = Vec::new();
     // Duration of the last model call: when generation is behind, frames the loop will have shown before the
     // next call returns are not worth rendering.
     let mut last_took = Duration::ZERO;
@@ -263,15 +300,30 @@ fn generate_loop(shared: &Shared, job: Job) {
                 }
                 if st.epoch != epoch {
                     epoch = st.epoch;
-                    mel.reset();
+                    job.feature.reset();
                     next = 0;
                 }
-                if !st.audio.is_empty() {
+                if st.failed.is_none()
+                    && (!st.audio.is_empty() || (st.ended && !job.feature.ended()))
+                {
+                    // audio.onnx may run here: not under the lock the loop thread takes every frame. A reset
+                    // meanwhile is seen by the epoch check above, which drops what this pushed.
                     let audio = std::mem::take(&mut st.audio);
-                    mel.push(&audio);
-                }
-                if st.ended && !mel.ended() {
-                    mel.finish();
+                    let end = st.ended;
+                    drop(st);
+                    let mut pushed = job.feature.push(&audio);
+                    if pushed.is_ok() && end {
+                        pushed = job.feature.finish();
+                    }
+                    st = shared.lock();
+                    if let Err(e) = pushed {
+                        tracing::error!(error = %e, "the audio feature failed; frames fall back to the portrait at rest");
+                        st.failed = Some(e.to_string());
+                        drop(st);
+                        shared.wake.notify_all();
+                        st = shared.lock();
+                    }
+                    continue;
                 }
                 // Frames the loop already showed (late), or will have shown before this call returns, are not
                 // generated any more (never at a segment's start: the loop waits for its first frame).
@@ -282,26 +334,25 @@ fn generate_loop(shared: &Shared, job: Job) {
                 };
                 next = next.max(st.consumed + lead);
                 let budget = job.budget.max(lead + job.batch);
-                let total = mel
-                    .ended()
-                    .then(|| mel.samples().div_ceil(job.samples_per_frame));
+                let ended = job.feature.ended();
+                let total = ended.then(|| job.feature.samples().div_ceil(job.samples_per_frame));
                 let mut n = 0;
                 while n < job.batch
                     && total.is_none_or(|t| next + n < t)
                     && next + n < st.consumed + budget
-                    && mel.window_ready(next + n, job.fps, job.offset, w)
+                    && job.feature.window_ready(next + n, job.fps, job.offset, w)
                 {
                     n += 1;
                 }
-                if st.failed.is_none() && n > 0 && (n == job.batch || mel.ended()) {
-                    mel_in.resize(n * mel_len, 0.0);
+                if st.failed.is_none() && n > 0 && (n == job.batch || ended) {
+                    audio_in.resize(n * wl, 0.0);
                     for k in 0..n {
-                        mel.window(
+                        job.feature.window(
                             next + k,
                             job.fps,
                             job.offset,
                             w,
-                            &mut mel_in[k * mel_len..(k + 1) * mel_len],
+                            &mut audio_in[k * wl..(k + 1) * wl],
                         );
                     }
                     break (next, n, epoch);
@@ -309,16 +360,12 @@ fn generate_loop(shared: &Shared, job: Job) {
                 st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         };
-        face_in.clear();
-        for _ in 0..n {
-            face_in.extend_from_slice(&job.face);
-        }
         let t0 = Instant::now();
-        let result =
-            job.model
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .run(n, &mut mel_in, &mut face_in);
+        let result = job.model.lock().unwrap_or_else(|p| p.into_inner()).run(
+            n,
+            &mut audio_in,
+            &job.portrait,
+        );
         let took = t0.elapsed();
         last_took = took;
         next = first + n;
@@ -466,6 +513,7 @@ mod tests {
             value_range: [0.0, 1.0],
             face_input: FaceInput::MaskedAndReference,
             audio_feature: "mel80_wav2lip".into(),
+            audio_onnx: None,
             audio_window: 16,
             audio_offset: 0,
             batch_size: batch,

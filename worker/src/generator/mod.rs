@@ -3,12 +3,15 @@
 //! windows and face crops into face crops.
 //!
 //! - [`crop`]: the face box, the face input tensor, the feathered paste-back.
-//! - [`model`]: `generate.onnx` on ONNX Runtime, its names checked against the manifest.
+//! - [`feature`]: the audio feature (built-in mel80 or the pack's `audio.onnx`), windowed per video frame.
+//! - [`model`]: `generate.onnx`, `audio.onnx` and `prepare.onnx` on ONNX Runtime, names checked against the
+//!   manifest.
 //! - [`animator`]: [`GeneratorAnimator`], batches rendered ahead of the audio clock on a thread of their own.
 
 pub mod animator;
 pub mod crop;
+pub mod feature;
 pub mod model;
 
 pub use animator::GeneratorAnimator;
-pub use model::{GenerateError, GenerateModel};
+pub use model::{AudioModel, GenerateError, GenerateModel, PrepareModel};

@@ -48,8 +48,8 @@ pub struct TensorSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackFile {
-    /// What the worker uses it for: `face_detector`, `face_mesh`, `mouth` (built-in pack); later `audio`,
-    /// `generate`, ...
+    /// What the worker uses it for: `face_detector`, `face_mesh`, `mouth` (built-in pack); `generate`, `audio`,
+    /// `prepare` (generator packs).
     pub role: String,
     /// Relative to the pack folder; no `..`.
     pub path: String,
@@ -115,9 +115,13 @@ pub struct GeneratorSpec {
     /// Face input layout: `masked_and_reference` = one [B,6,S,S] tensor, channels 0-2 the crop with its lower
     /// half zeroed, channels 3-5 the reference crop (Wav2Lip).
     pub face_input: FaceInput,
-    /// Audio feature the model takes: `mel80_wav2lip` (computed by the worker, `audio::mel80`).
+    /// Audio feature the model takes: `mel80_wav2lip` (computed by the worker, `audio::mel80`) or `audio_onnx`
+    /// (the pack's `audio.onnx`, run as [`AudioOnnxSpec`] says; `generator::feature`).
     pub audio_feature: String,
-    /// Mel frames per video frame's window (Wav2Lip: 16 = 200 ms).
+    /// How `audio.onnx` is run (`audio_feature = "audio_onnx"` only).
+    #[serde(default)]
+    pub audio_onnx: Option<AudioOnnxSpec>,
+    /// Feature frames per video frame's window (Wav2Lip: 16 mel frames = 200 ms).
     pub audio_window: u32,
     /// Mel frames the window starts after the frame's own position (Wav2Lip: 0, the window starts at the
     /// frame's first mel frame, `int(80 * i / fps)`); negative centres it earlier.
@@ -129,6 +133,33 @@ pub struct GeneratorSpec {
     pub crop: CropSpec,
     /// Paste-back of the generated crop onto the frame.
     pub paste: PasteSpec,
+}
+
+/// `[generator.audio_onnx]`: `audio.onnx` maps 16 kHz PCM `[1, N]` to features `[1, T, C]` at `rate` frames
+/// per second (T = N * rate / 16000). The worker runs it on chunks of `chunk_ms` of the segment's audio with
+/// `context_ms` of audio on each side (zeros before the segment's start and after its end) and keeps the chunk's
+/// own T frames, so every call costs the same and a frame's features are final once the chunk and its right
+/// context have arrived.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AudioOnnxSpec {
+    pub rate: u32,
+    pub chunk_ms: u32,
+    #[serde(default)]
+    pub context_ms: u32,
+}
+
+impl AudioOnnxSpec {
+    /// Samples per feature frame.
+    pub fn hop(&self) -> usize {
+        16_000 / self.rate.max(1) as usize
+    }
+    pub fn chunk_samples(&self) -> usize {
+        self.chunk_ms as usize * 16
+    }
+    pub fn context_samples(&self) -> usize {
+        self.context_ms as usize * 16
+    }
 }
 
 /// Channel order of face tensors.
@@ -176,7 +207,7 @@ pub enum PasteRegion {
 }
 
 /// Built-in audio features a generator pack may name.
-pub const AUDIO_FEATURES: [&str; 1] = ["mel80_wav2lip"];
+pub const AUDIO_FEATURES: [&str; 2] = ["mel80_wav2lip", "audio_onnx"];
 
 /// A verified pack.
 #[derive(Debug, Clone)]
@@ -322,8 +353,7 @@ fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
     }
     if !AUDIO_FEATURES.contains(&g.audio_feature.as_str()) {
         return Err(format!(
-            "generator.audio_feature {:?} is not a built-in feature (one of {AUDIO_FEATURES:?}); an audio.onnx \
-             front end is part of the contract but not supported by this worker yet",
+            "generator.audio_feature {:?} is not one of {AUDIO_FEATURES:?}",
             g.audio_feature
         ));
     }
@@ -363,44 +393,93 @@ fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
             g.paste.feather
         ));
     }
-    if m.files
-        .iter()
-        .any(|f| f.role == "prepare" || f.role == "audio")
-    {
-        return Err("roles \"prepare\" and \"audio\" are part of the contract but not supported by this worker yet".into());
-    }
-    let generate: Vec<&PackFile> = m.files.iter().filter(|f| f.role == "generate").collect();
-    let [file] = generate.as_slice() else {
-        return Err(format!(
-            "a generator pack needs exactly one [[files]] entry with role \"generate\" ({} found)",
-            generate.len()
-        ));
+    let one = |role: &str| -> Result<Option<&PackFile>, String> {
+        let all: Vec<&PackFile> = m.files.iter().filter(|f| f.role == role).collect();
+        match all.as_slice() {
+            [] => Ok(None),
+            [f] => Ok(Some(f)),
+            _ => Err(format!(
+                "a generator pack has at most one [[files]] entry with role {role:?} ({} found)",
+                all.len()
+            )),
+        }
     };
+    let Some(file) = one("generate")? else {
+        return Err(
+            "a generator pack needs exactly one [[files]] entry with role \"generate\" (0 found)"
+                .into(),
+        );
+    };
+    let audio = one("audio")?;
+    let prepare = one("prepare")?;
     let s = i64::from(g.face_size);
     let b = i64::from(g.batch_size);
+    let w = i64::from(g.audio_window);
     let batch_ok = |d: i64| d == -1 || d == b;
-    let want_mel = [1, 80, i64::from(g.audio_window)];
-    let want_face = [6, s, s];
-    let [mel, face] = file.inputs.as_slice() else {
-        return Err(format!(
-            "generate: declare 2 inputs (mel [B,1,80,{}], face [B,6,{s},{s}]), {} declared",
-            g.audio_window,
-            file.inputs.len()
-        ));
-    };
     let shape_ok = |t: &TensorSpec, rest: &[i64]| {
-        t.shape.len() == 4 && batch_ok(t.shape[0]) && t.shape[1..] == *rest
+        t.shape.len() == rest.len() + 1 && batch_ok(t.shape[0]) && t.shape[1..] == *rest
     };
-    if !shape_ok(mel, &want_mel) {
+    // The per-frame shape of generate's first input, the audio window.
+    let audio_rest: Vec<i64> = match (g.audio_feature.as_str(), audio, &g.audio_onnx) {
+        ("mel80_wav2lip", None, None) => vec![1, 80, w],
+        ("mel80_wav2lip", ..) => {
+            return Err(
+                "audio_feature mel80_wav2lip takes no \"audio\" file and no [generator.audio_onnx]"
+                    .into(),
+            );
+        }
+        (_, Some(af), Some(spec)) => vec![w, check_audio_onnx(af, spec)?],
+        _ => {
+            return Err(
+                "audio_feature audio_onnx needs a [[files]] entry with role \"audio\" and a [generator.audio_onnx] table"
+                    .into(),
+            );
+        }
+    };
+    let prepared_outputs: Vec<&TensorSpec> = match prepare {
+        Some(pf) => check_prepare(pf, s)?,
+        None => Vec::new(),
+    };
+    let Some((first, rest)) = file.inputs.split_first() else {
+        return Err("generate: declare its inputs (the audio window first)".into());
+    };
+    if !shape_ok(first, &audio_rest) {
         return Err(format!(
-            "generate input {:?} has shape {:?}; {} with window {} needs [B,1,80,{}] (B = -1 or {b})",
-            mel.name, mel.shape, g.audio_feature, g.audio_window, g.audio_window
+            "generate input {:?} has shape {:?}; {} with window {w} needs [B,{}] (B = -1 or {b})",
+            first.name,
+            first.shape,
+            g.audio_feature,
+            audio_rest
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         ));
     }
-    if !shape_ok(face, &want_face) {
+    let mut faces = 0;
+    for t in rest {
+        if let Some(p) = prepared_outputs.iter().find(|p| p.name == t.name) {
+            let ok = t.shape.len() == p.shape.len()
+                && (t.shape[0] == 1 || batch_ok(t.shape[0]))
+                && t.shape[1..] == p.shape[1..];
+            if !ok {
+                return Err(format!(
+                    "generate input {:?} has shape {:?}; prepare's output of that name is {:?} (batch 1 to be broadcast by the model, or -1 / {b} to be tiled)",
+                    t.name, t.shape, p.shape
+                ));
+            }
+        } else if shape_ok(t, &[6, s, s]) {
+            faces += 1;
+        } else {
+            return Err(format!(
+                "generate input {:?} has shape {:?}; it is neither a prepare output nor the face input [B,6,{s},{s}] (B = -1 or {b})",
+                t.name, t.shape
+            ));
+        }
+    }
+    if faces > 1 || (faces == 0 && prepare.is_none()) {
         return Err(format!(
-            "generate input {:?} has shape {:?}; face_input masked_and_reference needs [B,6,{s},{s}] (B = -1 or {b})",
-            face.name, face.shape
+            "generate: declare one face input [B,6,{s},{s}] (or, with prepare.onnx, none); {faces} declared"
         ));
     }
     let [out] = file.outputs.as_slice() else {
@@ -416,6 +495,77 @@ fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `audio.onnx` and `[generator.audio_onnx]`; returns the feature width C.
+fn check_audio_onnx(f: &PackFile, spec: &AudioOnnxSpec) -> Result<i64, String> {
+    if !(1..=1000).contains(&spec.rate) || !16_000u32.is_multiple_of(spec.rate) {
+        return Err(format!(
+            "generator.audio_onnx.rate {} must divide 16000 (a whole number of samples per feature frame)",
+            spec.rate
+        ));
+    }
+    let hop = spec.hop();
+    if !(20..=5000).contains(&spec.chunk_ms) || !spec.chunk_samples().is_multiple_of(hop) {
+        return Err(format!(
+            "generator.audio_onnx.chunk_ms {} must be within 20..=5000 and a whole number of feature frames ({hop} samples)",
+            spec.chunk_ms
+        ));
+    }
+    if spec.context_ms > 5000 || !spec.context_samples().is_multiple_of(hop) {
+        return Err(format!(
+            "generator.audio_onnx.context_ms {} must be within 0..=5000 and a whole number of feature frames ({hop} samples)",
+            spec.context_ms
+        ));
+    }
+    let n = (spec.chunk_samples() + 2 * spec.context_samples()) as i64;
+    let t = n / hop as i64;
+    match (f.inputs.as_slice(), f.outputs.as_slice()) {
+        ([i], [o])
+            if i.shape.len() == 2
+                && i.shape[0] == 1
+                && (i.shape[1] == -1 || i.shape[1] == n)
+                && o.shape.len() == 3
+                && o.shape[0] == 1
+                && (o.shape[1] == -1 || o.shape[1] == t)
+                && o.shape[2] > 0 =>
+        {
+            Ok(o.shape[2])
+        }
+        _ => Err(format!(
+            "audio: declare 1 input [1,{n}] (or [1,-1]) of 16 kHz PCM and 1 output [1,{t},C] (or [1,-1,C]) for chunks of {} ms with {} ms of context",
+            spec.chunk_ms, spec.context_ms
+        )),
+    }
+}
+
+/// `prepare.onnx`: one input `[1,3,S,S]` (the crop) or `[1,6,S,S]` (masked and reference), outputs of fixed
+/// shapes with batch 1.
+fn check_prepare(f: &PackFile, s: i64) -> Result<Vec<&TensorSpec>, String> {
+    let [i] = f.inputs.as_slice() else {
+        return Err(format!(
+            "prepare: declare 1 input [1,3,{s},{s}] or [1,6,{s},{s}], {} declared",
+            f.inputs.len()
+        ));
+    };
+    if !(i.shape == [1, 3, s, s] || i.shape == [1, 6, s, s]) {
+        return Err(format!(
+            "prepare input {:?} has shape {:?}; needs [1,3,{s},{s}] (the crop) or [1,6,{s},{s}] (masked and reference)",
+            i.name, i.shape
+        ));
+    }
+    if f.outputs.is_empty() {
+        return Err("prepare: declare at least 1 output".into());
+    }
+    for o in &f.outputs {
+        if o.shape.first() != Some(&1) || o.shape.iter().skip(1).any(|&d| d < 1) {
+            return Err(format!(
+                "prepare output {:?} has shape {:?}; needs batch 1 and fixed dimensions",
+                o.name, o.shape
+            ));
+        }
+    }
+    Ok(f.outputs.iter().collect())
 }
 
 /// Lower-case hex sha256 of a file.
