@@ -4,6 +4,9 @@
 //! test room publishes 25 FPS with generated faces during speech, the speech itself, `playback_finished` and
 //! the session's figures (late frames included).
 //!
+//! `byo_musetalk_shaped_session` does the same, shorter, with the MuseTalk-shaped replica (`--arch musetalk`:
+//! `audio.onnx` features, `prepare.onnx` latents of the portrait, a UNet + decoder at 256x256).
+//!
 //! Random weights prove the plumbing and the speed of the architecture, never lip-sync quality: nothing here
 //! judges how the mouth looks, only that the generated crop is what the room sees while the agent speaks.
 
@@ -22,10 +25,15 @@ const BATCH: u64 = 4;
 
 /// Builds the full-size Wav2Lip replica (36.3 M parameters) into `dir`.
 fn build_replica(dir: &std::path::Path) {
+    build_arch(dir, "wav2lip");
+}
+
+/// Builds the full-size replica of `arch` (`wav2lip` or `musetalk`) into `dir`.
+fn build_arch(dir: &std::path::Path, arch: &str) {
     let out = Command::new(paths::python())
         .arg(paths::workspace().join("scripts/packs/make_replica.py"))
         .arg(dir)
-        .args(["--batch", &BATCH.to_string(), "--seed", "7"])
+        .args(["--batch", &BATCH.to_string(), "--seed", "7", "--arch", arch])
         .output()
         .unwrap_or_else(|e| panic!("running make_replica.py: {e}"));
     assert!(
@@ -209,6 +217,145 @@ fn replica_session(env: &TestEnv) {
 
     // What the room saw: 25 FPS; the generated crop (random weights: it differs from the portrait) over the
     // mouth while the agent spoke, the portrait at rest in silence.
+    let report = room.stop_and_report();
+    let rx = analysis::received(&report, AVATAR, mouth_center());
+    let (fps, gap, _) = rx.pacing();
+    println!(
+        "MEASURED received fps={fps:.2} max_interval_ms={:.0}",
+        gap * 1e3
+    );
+    assert!((fps - 25.0).abs() <= 1.0, "fps {fps}");
+    assert!(gap <= 0.125, "a {:.0} ms hole in the frames", gap * 1e3);
+    let loud = rx.loud();
+    let near = |t: f64, m: f64| loud.iter().any(|l| (l - t).abs() <= m);
+    let (mut speech, mut silence) = (Vec::new(), Vec::new());
+    for (t, m) in rx.video_t.iter().zip(&rx.mouth) {
+        if near(*t, 0.02) {
+            speech.push(*m);
+        } else if !near(*t, 0.5) {
+            silence.push(*m);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "MEASURED mouth region change speech={:.2} silence={:.2} ({} / {} frames)",
+        mean(&speech),
+        mean(&silence),
+        speech.len(),
+        silence.len()
+    );
+    assert!(
+        speech.len() > 40 && silence.len() > 40,
+        "{} speech, {} silent frames",
+        speech.len(),
+        silence.len()
+    );
+    assert!(
+        mean(&speech) > 3.0 * mean(&silence).max(0.5),
+        "the generated faces are not what the room sees during speech"
+    );
+}
+
+#[test]
+fn byo_musetalk_shaped_session() {
+    in_namespace(
+        "byo_musetalk_shaped_session",
+        Duration::from_secs(240),
+        musetalk_session,
+    );
+}
+
+fn musetalk_session(env: &TestEnv) {
+    let pack = env.out_dir.join("musetalk-replica");
+    build_arch(&pack, "musetalk");
+    let room = RoomProcess::start(env, 7880);
+    let pack_s = pack.display().to_string();
+    let sup = Supervisor::start(
+        &env.out_dir,
+        &[
+            ("MODEL_PACK", pack_s.as_str()),
+            ("WORKER_THREADS", "2"),
+            ("DEVICE", "cpu"),
+            ("AUTO_PREWARM", "true"),
+            ("WARM_WORKERS", "1"),
+        ],
+    );
+    sup.wait_ready(Duration::from_secs(120));
+    sup.wait_warm(1, Duration::from_secs(120));
+    let (status, bench) = sup.post("/benchmark?iterations=16");
+    println!("MEASURED /benchmark (musetalk-shaped random replica, 2 threads) {bench}");
+    assert_eq!(status, 200, "{bench}");
+    assert_eq!(bench["frames_per_generate"], json!(BATCH), "{bench}");
+    let stage = |name: &str| bench["stages_ms"][name].as_f64();
+    assert!(stage("generate").is_some_and(|g| g > 0.0), "{bench}");
+    assert!(stage("features").is_some_and(|g| g > 0.0), "{bench}");
+    // 10 feature frames from 2 i - 4, 100 ms chunks with 120 ms of context, batches of 4: 280 + 120 ms.
+    assert!(
+        stage("lookahead").is_some_and(|l| (l - 400.0).abs() < 0.1),
+        "{bench}"
+    );
+
+    let mut agent = Agent::start(
+        &room.url(),
+        &env.mint(AGENT, "byo", "agent", &[]),
+        AVATAR,
+        false,
+    );
+    agent.expect("connected", Duration::from_secs(20));
+    let token = env.mint(AVATAR, "byo", "agent", &[("lk.publish_on_behalf", AGENT)]);
+    let body = json!({
+        "livekit_url": room.url(), "livekit_token": token, "room_name": "byo",
+        "image": STANDARD.encode(paths::default_portrait()),
+    });
+    let (status, reply) = sup.post_json("/launch", &body, &[("api-secret", "unused")]);
+    assert_eq!(status, 200, "launch: {reply}");
+    let task_id = reply["task_id"].as_str().unwrap_or_default().to_owned();
+    sup.wait_task(&task_id, Duration::from_secs(15), |t| {
+        t["status"] == "running"
+    });
+    agent.send("wait_track avatar_video 15");
+    agent.expect("track_seen", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+
+    let wav = env.out_dir.join("mt.wav");
+    let (rate, sent) = analysis::espeak(
+        "Hello there. My mom made a big apple pie for the whole family, and we ate it all.",
+        &wav,
+    );
+    agent.send(&format!("send_wav {}", wav.display()));
+    agent.expect("wav_sent", Duration::from_secs(20));
+    let fin = agent.expect_where("rpc", Duration::from_secs(40), |v| {
+        v["method"] == "lk.playback_finished"
+    });
+    let p: Value =
+        serde_json::from_str(fin["payload"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let truth = sent.len() as f64 / f64::from(rate);
+    let pos = p["playback_position"].as_f64().unwrap_or(-1.0);
+    println!("MEASURED playback_finished position={pos:.3} s truth={truth:.3} s");
+    assert_eq!(p["interrupted"], Value::Bool(false), "{p}");
+    assert!((pos - truth).abs() < 0.04, "position {pos} vs {truth}");
+    std::thread::sleep(Duration::from_secs(3));
+
+    agent.send("leave");
+    agent.expect("left", Duration::from_secs(10));
+    let task = sup.wait_task(&task_id, Duration::from_secs(15), |t| {
+        t["status"] == "completed"
+    });
+    let stats = &task["stats"];
+    println!("MEASURED task stats (musetalk-shaped random replica) {stats}");
+    assert!(
+        stats["fps"]
+            .as_f64()
+            .is_some_and(|f| (f - 25.0).abs() <= 1.0),
+        "{stats}"
+    );
+    let speech_frames = (truth * 25.0).ceil() as u64 + 2;
+    let late = stats["late_frames"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no late_frames in {stats}"));
+    println!("MEASURED late_frames={late} of {speech_frames} speech frames");
+    assert!(late <= speech_frames, "{late} late of {speech_frames}");
+
     let report = room.stop_and_report();
     let rx = analysis::received(&report, AVATAR, mouth_center());
     let (fps, gap, _) = rx.pacing();
