@@ -335,6 +335,8 @@ pub struct PrepareModel {
     cache: VecDeque<(u64, Vec<Vec<f32>>)>,
     /// Calls made (cache misses), for tests and figures.
     pub calls: u64,
+    /// Duration of the last call (a cache miss), ms.
+    pub run_ms: f64,
     pub load_ms: f64,
 }
 
@@ -357,6 +359,7 @@ impl PrepareModel {
                 .collect(),
             cache: VecDeque::new(),
             calls: 0,
+            run_ms: 0.0,
             load_ms,
         })
     }
@@ -374,6 +377,7 @@ impl PrepareModel {
         if let Some((_, v)) = self.cache.iter().find(|(k, _)| *k == key) {
             return Ok(v.clone());
         }
+        let t0 = std::time::Instant::now();
         let data = if self.channels == 3 {
             &face6[3 * s * s..]
         } else {
@@ -404,6 +408,7 @@ impl PrepareModel {
             result.push(data.to_vec());
         }
         self.calls += 1;
+        self.run_ms = t0.elapsed().as_secs_f64() * 1e3;
         if self.cache.len() == Self::CACHED {
             self.cache.pop_front();
         }
