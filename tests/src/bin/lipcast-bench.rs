@@ -787,6 +787,13 @@ fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
         }
     }
     sup.post(&format!("/tasks/{task}/stop"));
+    if offsets.len() < 2 {
+        println!(
+            "drift: {} measurable window(s); a drift needs two: nothing to report",
+            offsets.len()
+        );
+        return Vec::new();
+    }
     let first = offsets.first().map_or(f64::NAN, |o| o.1);
     let last = offsets.last().map_or(f64::NAN, |o| o.1);
     let worst = offsets.iter().map(|o| o.1.abs()).fold(f64::NAN, f64::max);
