@@ -19,6 +19,10 @@ use lipcast_e2e::analysis;
 use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, paths};
 use serde_json::{Value, json};
 
+#[path = "common/face.rs"]
+mod face;
+use face::mouth_center;
+
 const AVATAR: &str = "byo-avatar";
 const AGENT: &str = "voice-agent";
 const BATCH: u64 = 4;
@@ -42,28 +46,6 @@ fn build_arch(dir: &std::path::Path, arch: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     println!("{}", String::from_utf8_lossy(&out.stdout).trim());
-}
-
-/// Where the mouth is on the shipped portrait (normalised), found with the worker's own face models.
-fn mouth_center() -> (f64, f64) {
-    use lipcast_worker::avatar::{FaceModels, PrepareOptions};
-    use lipcast_worker::model::{Device, ModelPack, Runtime, RuntimeConfig};
-    let runtime = Runtime::new(RuntimeConfig {
-        device: Device::Cpu,
-        intra_threads: 1,
-    })
-    .unwrap_or_else(|e| panic!("ONNX Runtime: {e}"));
-    let pack = ModelPack::load(&paths::workspace().join("models/builtin"))
-        .unwrap_or_else(|e| panic!("pack: {e}"));
-    let mut face = FaceModels::load(&runtime, &pack).unwrap_or_else(|e| panic!("face models: {e}"));
-    let p = face
-        .prepare(&paths::default_portrait(), &PrepareOptions::default())
-        .unwrap_or_else(|e| panic!("default portrait: {e}"));
-    let (a, b) = (p.landmarks[13], p.landmarks[14]);
-    (
-        f64::from((a[0] + b[0]) / 2.0) / f64::from(p.width()),
-        f64::from((a[1] + b[1]) / 2.0) / f64::from(p.height()),
-    )
 }
 
 #[test]
