@@ -18,6 +18,7 @@
 //! - one-pole smoothing with fast attack and slower release.
 
 use super::frontend::{MouthFrontend, MouthParams, SAMPLE_RATE, SAMPLES_PER_FRAME};
+use super::pcm::PcmBuffer;
 
 const HOP: usize = 160;
 const WIN: usize = 400;
@@ -41,14 +42,12 @@ struct SubFrame {
 
 /// See the module documentation.
 pub struct DspFrontend {
-    /// PCM not yet fully consumed; `buf[0]` is internal sample `buf_start` (internal = external + PRE).
-    buf: Vec<f32>,
-    buf_start: usize,
+    /// PCM not yet fully consumed (internal = external + PRE).
+    pcm: PcmBuffer,
     subframes: Vec<SubFrame>,
     /// Index of the first sub-frame held in `subframes`.
     sub_start: usize,
     next_frame: usize,
-    pushed: usize,
     window: Vec<f32>,
     peak_db: f32,
     silent_frames: u32,
@@ -103,21 +102,17 @@ impl DspFrontend {
         let window = (0..WIN)
             .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / (WIN - 1) as f32).cos())
             .collect();
-        let mut s = Self {
-            buf: Vec::new(),
-            buf_start: 0,
+        Self {
+            pcm: PcmBuffer::new(PRE),
             subframes: Vec::new(),
             sub_start: 0,
             next_frame: 0,
-            pushed: 0,
             window,
             peak_db: -20.0,
             silent_frames: 1000,
             recent: [-100.0; 3],
             state: MouthParams::REST,
-        };
-        s.buf.resize(PRE, 0.0);
-        s
+        }
     }
 
     fn analyse(&self, x: &[f32]) -> SubFrame {
@@ -158,10 +153,10 @@ impl DspFrontend {
         loop {
             let m = self.sub_start + self.subframes.len();
             let (a, b) = (m * HOP, m * HOP + WIN);
-            if b > self.buf_start + self.buf.len() {
+            let Some(x) = self.pcm.window(a, b) else {
                 break;
-            }
-            let sf = self.analyse(&self.buf[a - self.buf_start..b - self.buf_start]);
+            };
+            let sf = self.analyse(x);
             self.subframes.push(sf);
         }
     }
@@ -254,14 +249,7 @@ impl DspFrontend {
 
 impl MouthFrontend for DspFrontend {
     fn push(&mut self, pcm: &[f32]) {
-        self.buf.extend(pcm.iter().map(|v| {
-            if v.is_finite() {
-                v.clamp(-1.0, 1.0)
-            } else {
-                0.0
-            }
-        }));
-        self.pushed += pcm.len();
+        self.pcm.push(pcm);
         self.analyse_available();
     }
 
@@ -280,11 +268,7 @@ impl MouthFrontend for DspFrontend {
             self.sub_start += n;
         }
         let keep_sample = (self.sub_start + self.subframes.len()) * HOP;
-        if keep_sample > self.buf_start {
-            let n = (keep_sample - self.buf_start).min(self.buf.len());
-            self.buf.drain(..n);
-            self.buf_start += n;
-        }
+        self.pcm.discard_before(keep_sample);
         Some(p)
     }
 
@@ -293,14 +277,12 @@ impl MouthFrontend for DspFrontend {
     }
 
     fn flush(&mut self) {
-        let frames = self.pushed.div_ceil(SAMPLES_PER_FRAME);
+        let frames = self.pcm.pushed().div_ceil(SAMPLES_PER_FRAME);
         if frames == 0 {
             return;
         }
         let need = (frames - 1) * SAMPLES_PER_FRAME + SAMPLES_PER_FRAME + LOOKAHEAD_SAMPLES + PRE;
-        let have = self.buf_start + self.buf.len();
-        if need > have {
-            self.buf.resize(self.buf.len() + need - have, 0.0);
+        if self.pcm.pad_to(need) {
             self.analyse_available();
         }
     }

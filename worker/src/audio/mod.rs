@@ -5,6 +5,7 @@ pub mod dsp;
 pub mod frontend;
 pub mod mel80;
 pub mod network;
+mod pcm;
 pub mod resample;
 pub mod select;
 pub mod synth;

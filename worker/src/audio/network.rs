@@ -25,6 +25,7 @@ use ort::{session::Session, value::TensorRef};
 
 use super::dsp::fft;
 use super::frontend::{MouthFrontend, MouthParams, SAMPLE_RATE, SAMPLES_PER_FRAME};
+use super::pcm::{PcmBuffer, sanitize};
 use crate::model::{ModelPack, PackError, Runtime, RuntimeError};
 
 /// Hop between mel frames, samples (10 ms).
@@ -164,28 +165,18 @@ pub fn floor_frame() -> [f32; NMEL] {
     [LOG_FLOOR.ln(); NMEL]
 }
 
-fn sanitize(v: f32) -> f32 {
-    if v.is_finite() {
-        v.clamp(-1.0, 1.0)
-    } else {
-        0.0
-    }
-}
-
 /// See the module documentation.
 pub struct NetworkFrontend {
     session: Session,
     input: String,
     output: String,
     mel: LogMel,
-    /// PCM not yet consumed; `buf[0]` is internal sample `buf_start` (internal = external + PRE).
-    buf: Vec<f32>,
-    buf_start: usize,
+    /// PCM not yet consumed (internal = external + PRE).
+    pcm: PcmBuffer,
     /// Log-mel frames from index `mel_start` on, with their mean power.
     mels: VecDeque<([f32; NMEL], f32)>,
     mel_start: usize,
     next_frame: usize,
-    pushed: usize,
     gate: bool,
     warned: bool,
 }
@@ -249,12 +240,10 @@ impl NetworkFrontend {
             input: input.to_string(),
             output: output.to_string(),
             mel: LogMel::new(),
-            buf: Vec::new(),
-            buf_start: 0,
+            pcm: PcmBuffer::new(PRE),
             mels: VecDeque::new(),
             mel_start: 0,
             next_frame: 0,
-            pushed: 0,
             gate: true,
             warned: false,
         };
@@ -270,25 +259,20 @@ impl NetworkFrontend {
     }
 
     fn clear(&mut self) {
-        self.buf.clear();
-        self.buf.resize(PRE, 0.0);
-        self.buf_start = 0;
+        self.pcm.clear();
         self.mels.clear();
         self.mel_start = 0;
         self.next_frame = 0;
-        self.pushed = 0;
     }
 
     fn analyse_available(&mut self) {
         loop {
             let j = self.mel_start + self.mels.len();
             let (a, b) = (HOP * j, HOP * j + WIN);
-            if b > self.buf_start + self.buf.len() {
+            let Some(x) = self.pcm.window(a, b) else {
                 break;
-            }
-            let f = self
-                .mel
-                .frame(&self.buf[a - self.buf_start..b - self.buf_start]);
+            };
+            let f = self.mel.frame(x);
             self.mels.push_back(f);
         }
     }
@@ -347,8 +331,7 @@ impl NetworkFrontend {
 
 impl MouthFrontend for NetworkFrontend {
     fn push(&mut self, pcm: &[f32]) {
-        self.buf.extend(pcm.iter().copied().map(sanitize));
-        self.pushed += pcm.len();
+        self.pcm.push(pcm);
         self.analyse_available();
     }
 
@@ -381,11 +364,7 @@ impl MouthFrontend for NetworkFrontend {
             self.mel_start += 1;
         }
         let keep_sample = HOP * (self.mel_start + self.mels.len());
-        if keep_sample > self.buf_start {
-            let n = (keep_sample - self.buf_start).min(self.buf.len());
-            self.buf.drain(..n);
-            self.buf_start += n;
-        }
+        self.pcm.discard_before(keep_sample);
         Some(p)
     }
 
@@ -394,14 +373,12 @@ impl MouthFrontend for NetworkFrontend {
     }
 
     fn flush(&mut self) {
-        let frames = self.pushed.div_ceil(SAMPLES_PER_FRAME);
+        let frames = self.pcm.pushed().div_ceil(SAMPLES_PER_FRAME);
         if frames == 0 {
             return;
         }
         let need = HOP * (MELS_PER_FRAME * (frames - 1) + CTX_FUTURE - 1) + WIN;
-        let have = self.buf_start + self.buf.len();
-        if need > have {
-            self.buf.resize(self.buf.len() + need - have, 0.0);
+        if self.pcm.pad_to(need) {
             self.analyse_available();
         }
     }
