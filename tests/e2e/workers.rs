@@ -361,10 +361,24 @@ fn supervisor_crash_and_shutdown(env: &TestEnv) {
     let url = sup.url("/ready");
     let t = Instant::now();
     sup.signal(Signal::SIGTERM);
-    // While it drains, /ready says no.
-    if let Ok(r) = http.get(&url).timeout(Duration::from_secs(1)).send() {
-        assert_eq!(r.status().as_u16(), 503, "/ready during shutdown");
-    }
+    // While it drains, /ready says no. A request can still be served before the signal is handled, so poll:
+    // once /ready has said anything but 200 it must be 503, and it must say so before the server is gone.
+    let said_no = loop {
+        match http.get(&url).timeout(Duration::from_secs(1)).send() {
+            Ok(r) if r.status().as_u16() == 200 && t.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Ok(r) => {
+                assert_eq!(r.status().as_u16(), 503, "/ready during shutdown");
+                break t.elapsed();
+            }
+            Err(e) => panic!("the supervisor stopped serving before /ready said 503: {e}"),
+        }
+    };
+    println!(
+        "MEASURED SIGTERM -> /ready 503 in {} ms",
+        said_no.as_millis()
+    );
     let status = sup.terminate(Duration::from_secs(20));
     println!(
         "MEASURED SIGTERM -> exit {status} in {} ms",
