@@ -200,8 +200,14 @@ impl ReceivedAudio {
 
 /// The sender's clock of one stream, from its RTCP sender reports (RTP timestamp -> sender NTP seconds):
 /// what a receiver uses to play audio and video in sync.
+///
+/// A sender report maps the stream's RTP clock to the sender's wall clock as of that report. Audio RTP
+/// timestamps count samples, so when the sender's capture pauses (a stalled loop, an empty engine queue) the
+/// mapping moves by the pause: a packet is read through the report received nearest after it, as a receiver
+/// playing it at that moment would.
 pub struct SenderClock {
-    reports: Vec<(f64, u32)>,
+    /// (sender NTP seconds, RTP timestamp, room receipt time) per report, in receipt order.
+    reports: Vec<(f64, u32, f64)>,
     clock_rate: f64,
     /// The room numbers frames from the stream's first RTP timestamp; this adds it back.
     origin: u64,
@@ -213,7 +219,13 @@ impl SenderClock {
             .as_array()
             .map(|v| {
                 v.iter()
-                    .filter_map(|r| Some((r[0].as_f64()?, u32::try_from(r[1].as_u64()?).ok()?)))
+                    .filter_map(|r| {
+                        Some((
+                            r[0].as_f64()?,
+                            u32::try_from(r[1].as_u64()?).ok()?,
+                            r[2].as_f64().unwrap_or(f64::INFINITY),
+                        ))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -229,9 +241,20 @@ impl SenderClock {
         self.reports.is_empty()
     }
 
-    /// Sender time of a frame whose room timestamp (pts) is `pts` (from the latest report; wrap-safe).
+    /// Sender time of a frame whose room timestamp (pts) is `pts`, through the latest report (wrap-safe).
     pub fn at(&self, pts: u64) -> Option<f64> {
-        let (ntp, base) = *self.reports.last()?;
+        self.through(*self.reports.last()?, pts)
+    }
+
+    /// Sender time of a frame with room timestamp `pts` that arrived at room time `arrived`: through the
+    /// first report received after it (the latest if none was).
+    pub fn at_near(&self, pts: u64, arrived: f64) -> Option<f64> {
+        let i = self.reports.partition_point(|r| r.2 < arrived);
+        let r = self.reports.get(i).or(self.reports.last())?;
+        self.through(*r, pts)
+    }
+
+    fn through(&self, (ntp, base, _): (f64, u32, f64), pts: u64) -> Option<f64> {
         let rtp = pts.wrapping_add(self.origin) as u32;
         let d = rtp.wrapping_sub(base) as i32;
         Some(ntp + f64::from(d) / self.clock_rate)
@@ -410,16 +433,24 @@ pub fn received(report: &Value, identity: &str, mouth_at: (f64, f64)) -> Receive
     );
     let video_t: Vec<f64> = frames
         .iter()
-        .map(|f| vclock.at(f.rtp).unwrap_or(f64::NAN))
+        .map(|f| vclock.at_near(f.rtp, f.at).unwrap_or(f64::NAN))
         .collect();
-    // The portrait at rest: the median of the first second (idle frames) per grid cell.
-    let rest: Vec<u8> = (0..GRID * GRID)
-        .map(|i| {
-            let mut v: Vec<u8> = frames.iter().skip(5).take(25).map(|f| f.grid[i]).collect();
-            v.sort_unstable();
-            v.get(v.len() / 2).copied().unwrap_or(0)
-        })
-        .collect();
+    let mut audio_t = Vec::new();
+    let mut audio_env = Vec::new();
+    for &(arrived, first, n, rtp) in &audio.frames {
+        let (a, b) = (first as usize, (first + n) as usize);
+        let Some(chunk) = audio.samples.get(a..b.min(audio.samples.len())) else {
+            continue;
+        };
+        audio_t.push(aclock.at_near(rtp, arrived).unwrap_or(f64::NAN));
+        audio_env.push(
+            envelope(chunk, chunk.len().max(1))
+                .first()
+                .copied()
+                .unwrap_or(0.0),
+        );
+    }
+    let rest = rest_picture(&frames, &video_t, &audio_t, &audio_env);
     let raw: Vec<f64> = frames
         .iter()
         .map(|f| region_diff(&rest, &f.grid, mouth_at.0, mouth_at.1, 1))
@@ -432,21 +463,6 @@ pub fn received(report: &Value, identity: &str, mouth_at: (f64, f64)) -> Receive
             raw[i] - window.iter().copied().fold(f64::INFINITY, f64::min)
         })
         .collect();
-    let mut audio_t = Vec::new();
-    let mut audio_env = Vec::new();
-    for &(_, first, n, rtp) in &audio.frames {
-        let (a, b) = (first as usize, (first + n) as usize);
-        let Some(chunk) = audio.samples.get(a..b.min(audio.samples.len())) else {
-            continue;
-        };
-        audio_t.push(aclock.at(rtp).unwrap_or(f64::NAN));
-        audio_env.push(
-            envelope(chunk, chunk.len().max(1))
-                .first()
-                .copied()
-                .unwrap_or(0.0),
-        );
-    }
     Received {
         frames,
         video_t,
@@ -455,6 +471,37 @@ pub fn received(report: &Value, identity: &str, mouth_at: (f64, f64)) -> Receive
         audio_t,
         audio_env,
     }
+}
+
+/// The portrait at rest, per grid cell: the median over the frames where the audio is quietest (the fifth of
+/// the frames with the least sound within 120 ms on the sender's clock), so a window that opens mid-speech
+/// still compares against a closed mouth. Without audio to tell, the first second stands in.
+fn rest_picture(frames: &[VideoFrame], video_t: &[f64], audio_t: &[f64], env: &[f64]) -> Vec<u8> {
+    let loudness = |t: f64| -> f64 {
+        let lo = audio_t.partition_point(|x| *x < t - 0.12);
+        let hi = audio_t.partition_point(|x| *x <= t + 0.12);
+        env.get(lo..hi.max(lo))
+            .map_or(f64::NAN, |e| e.iter().copied().fold(f64::NAN, f64::max))
+    };
+    let mut by_quiet: Vec<(f64, usize)> = video_t
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (loudness(*t), i))
+        .filter(|(l, _)| l.is_finite())
+        .collect();
+    by_quiet.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let chosen: Vec<usize> = if by_quiet.len() >= 50 {
+        by_quiet[..by_quiet.len() / 5].iter().map(|q| q.1).collect()
+    } else {
+        (5..30.min(frames.len())).collect()
+    };
+    (0..GRID * GRID)
+        .map(|cell| {
+            let mut v: Vec<u8> = chosen.iter().map(|&i| frames[i].grid[cell]).collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        })
+        .collect()
 }
 
 impl Received {
@@ -530,5 +577,50 @@ mod tests {
             .chain(a.iter().copied())
             .collect();
         assert_eq!(best_lag(&a, &b, 10).0, 5);
+    }
+
+    #[test]
+    fn a_packet_is_read_through_the_report_after_it() {
+        // 48 kHz audio whose capture paused for 0.5 s between the two reports: RTP advanced 1 s of samples
+        // while 1.5 s passed on the sender's clock.
+        let track = serde_json::json!({
+            "rtp_origin": 1000,
+            "sr": [[100.0, 1000 + 48_000, 10.0], [101.5, 1000 + 96_000, 11.5]],
+        });
+        let clock = SenderClock::of(&track, 48_000.0);
+        let before = clock.at_near(24_000, 9.5).expect("a time");
+        assert!((before - 99.5).abs() < 1e-9, "{before}");
+        let after = clock.at_near(96_000, 11.4).expect("a time");
+        assert!((after - 101.5).abs() < 1e-9, "{after}");
+        // Through the latest report only, the packet before the pause would be placed 0.5 s late.
+        assert!((clock.at(24_000).expect("a time") - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_rest_picture_comes_from_the_quiet_frames() {
+        // 100 frames; the first 40 and every other later block are "speech" (cell 0 dark), the rest quiet.
+        let loud = |i: usize| i < 40 || (i / 10).is_multiple_of(2);
+        let frames: Vec<VideoFrame> = (0..100)
+            .map(|i| {
+                let mut grid = vec![200u8; GRID * GRID];
+                grid[0] = if loud(i) { 50 } else { 200 };
+                VideoFrame {
+                    at: i as f64 * 0.04,
+                    rtp: 0,
+                    grid,
+                }
+            })
+            .collect();
+        let video_t: Vec<f64> = (0..100).map(|i| i as f64 * 0.04).collect();
+        // Audio in 20 ms packets: loud while the frame it falls in is loud.
+        let audio_t: Vec<f64> = (0..200).map(|i| i as f64 * 0.02).collect();
+        let env: Vec<f64> = (0..200)
+            .map(|i| if loud(i / 2) { 0.5 } else { 0.0 })
+            .collect();
+        let rest = rest_picture(&frames, &video_t, &audio_t, &env);
+        assert_eq!(
+            rest[0], 200,
+            "the closed mouth, though the window opens mid-speech"
+        );
     }
 }

@@ -3,9 +3,11 @@
 //! median of several runs, with min and max. Run it with `scripts/bench.sh` (root: namespaces).
 //!
 //!   lipcast-bench [--runs N] [--quick] [--only SECTION,...] [--drift-minutes M]
+//!   lipcast-bench --drift-from DIR
 //!
 //! Sections: cold-start, first-frame, audio-to-mouth, pacing, capacity, stages, efficiency, supervisor,
-//! side-by-side; and, only when named, drift (a session of M minutes, 60 by default).
+//! side-by-side; and, only when named, drift (a session of M minutes, 60 by default). `--drift-from` prints
+//! the drift figures of a run kept with LIPCAST_TEST_KEEP=1 from its window reports, without running one.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -21,6 +23,8 @@ struct Opts {
     quick: bool,
     only: Option<BTreeSet<String>>,
     drift_minutes: u64,
+    /// Re-read a kept drift run's windows instead of running one.
+    drift_from: Option<std::path::PathBuf>,
 }
 
 /// One line of the table.
@@ -755,38 +759,87 @@ fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
                 break;
             }
             agent.send(&format!("send_wav {}", wav.display()));
-            agent.expect("wav_sent", Duration::from_secs(30));
-            std::thread::sleep(Duration::from_secs(5));
+            let sent = agent.expect("wav_sent", Duration::from_secs(30));
+            // The agent sends faster than real time: wait out the speech, then 5 s of silence.
+            let speech = sent["seconds"].as_f64().unwrap_or(5.0);
+            std::thread::sleep(Duration::from_secs_f64(speech + 5.0));
         }
         room.control("/control/record?on=0");
         std::thread::sleep(Duration::from_millis(800)); // the report is rewritten twice a second
         let report = room.report();
-        let frames = report["participants"]
-            .as_array()
-            .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == "drift"))
-            .map(|p| analysis::video_frames(p, 0))
-            .unwrap_or_default();
-        let at = analysis::most_active(&frames, 6);
-        let rx = analysis::received(&report, "drift", at);
-        let (shift, c) =
-            analysis::av_shift(&rx.video_t, &rx.mouth, &rx.audio_t, &rx.audio_env, 0.2);
-        println!(
-            "drift: window at {:>5.0} s: A/V offset {:+.0} ms (correlation {c:.2})",
-            mark.as_secs_f64(),
-            shift * 1e3
+        // Each window's report stays next to its WAV (kept with LIPCAST_TEST_KEEP): --drift-from reads them.
+        let _ = std::fs::write(
+            env.out_dir
+                .join(format!("drift-window-{}.json", mark.as_secs())),
+            report.to_string(),
         );
-        // A window whose mouth track hardly correlates with the audio envelope (the room's decoder fell
-        // behind, say) measures nothing: leave it out rather than report its shift.
-        if c >= MIN_DRIFT_CORRELATION {
-            offsets.push((mark, shift * 1e3));
-        } else {
-            println!(
-                "drift: window at {:>5.0} s left out (correlation {c:.2} < {MIN_DRIFT_CORRELATION})",
-                mark.as_secs_f64()
-            );
+        if let Some(o) = window_offset(&report, mark) {
+            offsets.push(o);
         }
     }
     sup.post(&format!("/tasks/{task}/stop"));
+    drift_rows(&offsets, o.drift_minutes)
+}
+
+/// The A/V offset (ms) of one recorded drift window, or None when the window measures nothing.
+fn window_offset(report: &Value, mark: Duration) -> Option<(Duration, f64)> {
+    let frames = report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == "drift"))
+        .map(|p| analysis::video_frames(p, 0))
+        .unwrap_or_default();
+    let at = analysis::most_active(&frames, 6);
+    let rx = analysis::received(report, "drift", at);
+    let (shift, c) = analysis::av_shift(&rx.video_t, &rx.mouth, &rx.audio_t, &rx.audio_env, 0.2);
+    println!(
+        "drift: window at {:>5.0} s: A/V offset {:+.0} ms (correlation {c:.2})",
+        mark.as_secs_f64(),
+        shift * 1e3
+    );
+    // A window whose mouth track hardly correlates with the audio envelope (the room's decoder fell behind,
+    // say) measures nothing: leave it out rather than report its shift.
+    if c >= MIN_DRIFT_CORRELATION {
+        Some((mark, shift * 1e3))
+    } else {
+        println!(
+            "drift: window at {:>5.0} s left out (correlation {c:.2} < {MIN_DRIFT_CORRELATION})",
+            mark.as_secs_f64()
+        );
+        None
+    }
+}
+
+/// `--drift-from DIR`: the drift figures of a kept run, from its drift-window-SECONDS.json reports.
+fn drift_from(dir: &std::path::Path) -> Vec<Row> {
+    let mut windows: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let secs = path
+                .file_name()?
+                .to_str()?
+                .strip_prefix("drift-window-")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()?;
+            Some((secs, path))
+        })
+        .collect();
+    windows.sort();
+    let minutes = windows.last().map_or(0, |w| (w.0 + 25).div_ceil(60));
+    let offsets: Vec<(Duration, f64)> = windows
+        .iter()
+        .filter_map(|(secs, path)| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let report: Value = serde_json::from_str(&text).ok()?;
+            window_offset(&report, Duration::from_secs(*secs))
+        })
+        .collect();
+    drift_rows(&offsets, minutes)
+}
+
+/// The drift table rows from the measurable windows' offsets.
+fn drift_rows(offsets: &[(Duration, f64)], minutes: u64) -> Vec<Row> {
     if offsets.len() < 2 {
         println!(
             "drift: {} measurable window(s); a drift needs two: nothing to report",
@@ -799,10 +852,7 @@ fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
     let worst = offsets.iter().map(|o| o.1.abs()).fold(f64::NAN, f64::max);
     vec![
         Row::new(
-            format!(
-                "A/V offset, first window (sender clock), {} min run",
-                o.drift_minutes
-            ),
+            format!("A/V offset, first window (sender clock), {minutes} min run"),
             vec![first],
             "ms",
         ),
@@ -829,6 +879,7 @@ fn main() {
         quick: false,
         only: None,
         drift_minutes: 60,
+        drift_from: None,
     };
     let mut i = 1;
     while i < args.len() {
@@ -838,6 +889,10 @@ fn main() {
                 o.runs = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(5);
             }
             "--quick" => o.quick = true,
+            "--drift-from" => {
+                i += 1;
+                o.drift_from = args.get(i).map(std::path::PathBuf::from);
+            }
             "--drift-minutes" => {
                 i += 1;
                 o.drift_minutes = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(60);
@@ -850,12 +905,18 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "unknown argument {other}; usage: lipcast-bench [--runs N] [--quick] [--only a,b]"
+                    "unknown argument {other}; usage: lipcast-bench [--runs N] [--quick] [--only a,b] [--drift-minutes M] | --drift-from DIR"
                 );
                 std::process::exit(2);
             }
         }
         i += 1;
+    }
+    if let Some(dir) = &o.drift_from {
+        for r in drift_from(dir) {
+            r.print();
+        }
+        return;
     }
     let env = enter_namespace("lipcast-bench", Duration::from_secs(7200));
     let want = |s: &str| o.only.as_ref().is_none_or(|set| set.contains(s));
