@@ -27,11 +27,27 @@ const MAX_CAPTURE_FAILURES: u32 = 25;
 /// about one frame behind a frame captured with it; holding each frame back one tick lines them up (measured
 /// in the test room on the RTCP sender clock: +40 ms without, see docs/performance.md).
 const VIDEO_DELAY_FRAMES: usize = 1;
-/// Audio queued in the engine beyond this is a backlog: after the loop catches up from a short stall it has
-/// handed the engine a burst of frames, and since it then feeds exactly real time the backlog would stay,
-/// making the room hear everything later than it sees it (stalls add up over a long session). The loop
-/// drains it by leaving out silent frames while nobody speaks; the video goes on as usual.
-const DRAIN_ABOVE: Duration = Duration::from_millis(60);
+/// While nobody speaks, the loop holds the audio queued in the engine at this level, because that queue is
+/// how much later the room hears a frame than it sees it. A stall the loop catches up from leaves a burst of
+/// frames in the queue (the room then hears everything later), and since the loop feeds exactly real time
+/// afterwards, that backlog would stay and stalls would add up over a long session; a queue run dry leaves
+/// the next hiccup nothing to absorb. So each silent frame is trimmed or padded, [`TRIM_STEP`] at a time,
+/// towards this level (the level the loop settles at on its own; the av_offset figures show it), and
+/// speech is never touched.
+const QUEUE_TARGET: Duration = Duration::from_millis(20);
+/// Silence is trimmed or padded in these steps (the engine takes audio 10 ms at a time); a queue within one
+/// step of the target is left alone, so capture jitter does not make the loop hunt.
+const TRIM_STEP: Duration = Duration::from_millis(10);
+
+/// How much silence to capture for one idle frame of `period` with `queued` in the engine: the frame's own
+/// length, minus the whole steps the queue is above [`QUEUE_TARGET`] or plus those it is below, between
+/// nothing and two frames.
+fn silence_len(queued: Duration, period: Duration) -> Duration {
+    let step = TRIM_STEP.as_micros() as i128;
+    let off = (queued.as_micros() as i128 - QUEUE_TARGET.as_micros() as i128) / step; // towards zero
+    let len = (period.as_micros() as i128 - off * step).clamp(0, 2 * period.as_micros() as i128);
+    Duration::from_micros(u64::try_from(len).unwrap_or(0))
+}
 
 /// What the session's event side tells the loop.
 #[derive(Debug)]
@@ -133,7 +149,9 @@ async fn run(
     let fps = playout.fps.max(1);
     let period = Duration::from_secs(1) / fps;
     let mut queue = Playout::new(playout);
-    let silence = vec![0i16; playout.frame_samples()];
+    // Up to two frames of silence: idle frames are trimmed or padded (see QUEUE_TARGET).
+    let silence = vec![0i16; 2 * playout.frame_samples()];
+    let samples_per_s = playout.frame_samples() as u128 * u128::from(fps);
     // Rendered frames waiting for their audio (VIDEO_DELAY_FRAMES deep), recycled to avoid allocations.
     let mut delayed: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
@@ -198,7 +216,7 @@ async fn run(
             }
             Tick::Idle => {
                 animator.idle_frame(index).to_i420(&mut i420);
-                (silence.clone(), None)
+                (Vec::new(), None)
             }
         };
         stats.render(crate::procstat::thread_cpu().saturating_sub(cpu0));
@@ -227,12 +245,18 @@ async fn run(
         let captured = Instant::now();
         // Audio queued in the engine ahead of this frame = how much later the room hears it than it sees it.
         let queued = audio_end.saturating_duration_since(captured);
-        let audio_ok = if idle && queued > DRAIN_ABOVE {
-            // The av_offset figures show the backlog shrinking by one frame per silent tick.
+        let (samples, length): (&[i16], Duration) = if idle {
+            let len = silence_len(queued, period);
+            let n = usize::try_from(samples_per_s * len.as_micros() / 1_000_000).unwrap_or(0);
+            (&silence[..n.min(silence.len())], len)
+        } else {
+            (&samples, period)
+        };
+        let audio_ok = if samples.is_empty() {
             Ok(())
         } else {
-            let done = audio.capture(&samples).await;
-            audio_end = audio_end.max(captured) + period;
+            let done = audio.capture(samples).await;
+            audio_end = audio_end.max(captured) + length;
             done
         };
         match (&video_ok, &audio_ok) {
@@ -301,5 +325,48 @@ fn apply(
                 let _ = outputs.send(LoopOutput::Finished(f));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: Duration = Duration::from_millis(40);
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn a_queue_near_the_target_gets_one_frame_of_silence() {
+        for q in [11, 20, 29] {
+            assert_eq!(silence_len(ms(q), FRAME), FRAME, "queued {q} ms");
+        }
+    }
+
+    #[test]
+    fn a_backlog_is_trimmed_away_in_steps() {
+        assert_eq!(silence_len(ms(30), FRAME), ms(30));
+        assert_eq!(silence_len(ms(55), FRAME), ms(10));
+        assert_eq!(silence_len(ms(60), FRAME), Duration::ZERO);
+        assert_eq!(silence_len(ms(300), FRAME), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_queue_run_dry_is_padded_back_to_the_target() {
+        assert_eq!(silence_len(ms(10), FRAME), ms(50));
+        assert_eq!(silence_len(Duration::ZERO, FRAME), ms(60));
+    }
+
+    #[test]
+    fn trimming_a_backlog_converges_on_the_target() {
+        // Frames captured on time: each tick the engine plays one frame and the loop adds `len`.
+        let mut queued = ms(130);
+        for _ in 0..10 {
+            let len = silence_len(queued, FRAME);
+            queued = (queued + len).saturating_sub(FRAME);
+        }
+        assert!((ms(10)..ms(30)).contains(&queued), "{queued:?}");
     }
 }
