@@ -713,6 +713,10 @@ fn side_by_side(env: &TestEnv, o: &Opts) -> Vec<Row> {
 /// windows at the start, every 10 minutes and at the end, must not drift.
 /// Windows below this mouth/envelope correlation are left out of the drift figures.
 const MIN_DRIFT_CORRELATION: f64 = 0.4;
+/// Length of a drift recording window.
+const DRIFT_WINDOW: Duration = Duration::from_secs(20);
+/// The last window ends this long before the run does.
+const DRIFT_TAIL: Duration = Duration::from_secs(5);
 
 fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
     let total = Duration::from_secs(o.drift_minutes * 60);
@@ -736,7 +740,7 @@ fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
         "Speech, then silence, again and again, for as long as the run lasts.",
         &wav,
     );
-    let window = Duration::from_secs(20);
+    let window = DRIFT_WINDOW;
     let start = Instant::now();
     let mut marks: Vec<Duration> = vec![Duration::from_secs(5)];
     let mut m = Duration::from_secs(600);
@@ -744,7 +748,7 @@ fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
         marks.push(m);
         m += Duration::from_secs(600);
     }
-    marks.push(total.saturating_sub(window + Duration::from_secs(5)));
+    marks.push(total.saturating_sub(window + DRIFT_TAIL));
     let mut offsets = Vec::new();
     for mark in marks {
         // Speech and silence until the window opens, then through it.
@@ -826,12 +830,25 @@ fn drift_from(dir: &std::path::Path) -> Vec<Row> {
         })
         .collect();
     windows.sort();
-    let minutes = windows.last().map_or(0, |w| (w.0 + 25).div_ceil(60));
+    // The run's length, from where its last window opened.
+    let tail = (DRIFT_WINDOW + DRIFT_TAIL).as_secs();
+    let minutes = windows.last().map_or(0, |w| (w.0 + tail).div_ceil(60));
     let offsets: Vec<(Duration, f64)> = windows
         .iter()
         .filter_map(|(secs, path)| {
             let text = std::fs::read_to_string(path).ok()?;
-            let report: Value = serde_json::from_str(&text).ok()?;
+            let mut report: Value = serde_json::from_str(&text).ok()?;
+            // The report names its WAVs by absolute path: find them in DIR, wherever the run was moved.
+            for p in report["participants"].as_array_mut()? {
+                for a in p["audio"].as_array_mut().into_iter().flatten() {
+                    let name = std::path::Path::new(a["wav"].as_str().unwrap_or_default())
+                        .file_name()
+                        .map(|n| dir.join(n).display().to_string());
+                    if let Some(name) = name {
+                        a["wav"] = Value::String(name);
+                    }
+                }
+            }
             window_offset(&report, Duration::from_secs(*secs))
         })
         .collect();

@@ -4,7 +4,8 @@
 //! The schedule is absolute (frame `k` is due at `start + k * 40 ms`), so it never drifts; a stall longer
 //! than [`REBASE_AFTER`] restarts the schedule from now and counts the frames it could not send as dropped
 //! (audio and video slip together, so they stay aligned). The audio track is fed exactly one frame of audio per
-//! video frame, silence when nobody speaks, so the engine's audio clock and the video clock are one.
+//! video frame while the avatar speaks, so the engine's audio clock and the video clock are one; silence when
+//! nobody speaks, trimmed or padded to hold the engine's queue at [`QUEUE_TARGET`].
 
 use std::time::{Duration, Instant};
 
@@ -151,7 +152,6 @@ async fn run(
     let mut queue = Playout::new(playout);
     // Up to two frames of silence: idle frames are trimmed or padded (see QUEUE_TARGET).
     let silence = vec![0i16; 2 * playout.frame_samples()];
-    let samples_per_s = playout.frame_samples() as u128 * u128::from(fps);
     // Rendered frames waiting for their audio (VIDEO_DELAY_FRAMES deep), recycled to avoid allocations.
     let mut delayed: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
     let mut spare: Vec<Vec<u8>> = Vec::new();
@@ -196,8 +196,8 @@ async fn run(
             let _ = outputs.send(LoopOutput::Finished(f));
         }
         let cpu0 = crate::procstat::thread_cpu();
-        let idle = matches!(tick, Tick::Idle);
-        let (samples, started) = match tick {
+        // The frame's speech audio; None while nobody speaks (silence is sized once the queue is known).
+        let (speech, started) = match tick {
             Tick::Speech {
                 audio: samples,
                 started,
@@ -212,11 +212,11 @@ async fn run(
                     // The frame showing it goes out VIDEO_DELAY_FRAMES ticks from now.
                     stats.audio_to_mouth(l + period * VIDEO_DELAY_FRAMES as u32);
                 }
-                (samples, started)
+                (Some(samples), started)
             }
             Tick::Idle => {
                 animator.idle_frame(index).to_i420(&mut i420);
-                (Vec::new(), None)
+                (None, None)
             }
         };
         stats.render(crate::procstat::thread_cpu().saturating_sub(cpu0));
@@ -245,12 +245,14 @@ async fn run(
         let captured = Instant::now();
         // Audio queued in the engine ahead of this frame = how much later the room hears it than it sees it.
         let queued = audio_end.saturating_duration_since(captured);
-        let (samples, length): (&[i16], Duration) = if idle {
-            let len = silence_len(queued, period);
-            let n = usize::try_from(samples_per_s * len.as_micros() / 1_000_000).unwrap_or(0);
-            (&silence[..n.min(silence.len())], len)
-        } else {
-            (&samples, period)
+        let (samples, length): (&[i16], Duration) = match &speech {
+            Some(samples) => (samples, period),
+            None => {
+                let len = silence_len(queued, period);
+                let n = u128::from(playout.out_rate) * len.as_micros() / 1_000_000;
+                let n = usize::try_from(n).unwrap_or(usize::MAX).min(silence.len());
+                (&silence[..n], len)
+            }
         };
         let audio_ok = if samples.is_empty() {
             Ok(())
