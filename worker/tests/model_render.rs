@@ -129,18 +129,7 @@ fn deterministic_for_a_seed_and_alive_when_idle() {
     };
     let a = render_all(11);
     assert!(a == render_all(11), "same seed, same bytes");
-    // Rendering out of order gives the same frame as in order.
-    let mut r = Renderer::new(
-        &p,
-        RenderOptions {
-            seed: 11,
-            ..Default::default()
-        },
-    );
-    assert!(
-        r.render(&params[120], 120).rgba == a[120],
-        "frame 120 out of order"
-    );
+    // (Frames are not independent of their order any more: nods and brow raises follow the speech so far.)
     assert!(a != render_all(12), "another seed moves differently");
     // Idle: a silent avatar blinks within 10 s and its head moves, but its mouth stays shut.
     let mut r = Renderer::new(
@@ -150,7 +139,9 @@ fn deterministic_for_a_seed_and_alive_when_idle() {
             ..Default::default()
         },
     );
-    let blinks = (0..250).filter(|&i| r.idle_pose(i).blink > 0.9).count();
+    let blinks = (0..250)
+        .filter(|&i| r.idle_pose(&MouthParams::REST, i).blink > 0.9)
+        .count();
     assert!(blinks >= 1, "no blink in 10 s");
     let f0 = r.render(&MouthParams::REST, 0).clone();
     let f60 = r.render(&MouthParams::REST, 60).clone();

@@ -1,5 +1,7 @@
-//! Idle motion: blinks at natural, seeded intervals and a slow, slight head sway. Both are pure functions of the
-//! seed and the frame index, so a render is reproducible.
+//! Life beside the mouth: blinks at natural, seeded intervals, a slow, slight head sway, and while speaking small
+//! nods on stressed syllables and brows that lift now and then. Blinks and sway are pure functions of the seed and
+//! the frame index; the speech-driven part follows the sequence of jaw openings it is fed, so the same calls give
+//! the same poses.
 
 /// SplitMix64: small, seedable, good enough for timing jitter.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct IdlePose {
     pub shift: [f32; 2],
     /// Head roll, radians.
     pub roll: f32,
+    /// Brow raise 0..=1.
+    pub brow: f32,
 }
 
 /// Seeded idle-motion generator at a given frame rate.
@@ -38,6 +42,41 @@ pub struct IdleMotion {
     /// Blink start frames generated so far (increasing).
     blinks: Vec<u64>,
     phases: [f32; 4],
+    speech: SpeechMotion,
+}
+
+/// Nods and brow raises that follow the speech: an emphasis signal (the jaw's fast envelope above its slow one)
+/// drives a small downward nod; strong emphasis now and then lifts the brows for about half a second.
+#[derive(Debug, Clone, Default)]
+struct SpeechMotion {
+    fast: f32,
+    slow: f32,
+    nod: f32,
+    brow: f32,
+    /// Frames until the brows may lift again.
+    cooldown: u32,
+}
+
+impl SpeechMotion {
+    fn step(&mut self, jaw: f32, fps: f32, coin: f32) -> (f32, f32) {
+        let jaw = if jaw.is_finite() {
+            jaw.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let k = |seconds: f32| 1.0 - (-1.0 / (seconds * fps)).exp();
+        self.fast += (jaw - self.fast) * k(0.06);
+        self.slow += (jaw - self.slow) * k(0.6);
+        let emphasis = (self.fast - self.slow - 0.08).max(0.0);
+        self.nod += (emphasis - self.nod) * k(0.12);
+        self.cooldown = self.cooldown.saturating_sub(1);
+        if emphasis > 0.18 && self.cooldown == 0 && coin < 0.35 {
+            self.brow = 1.0;
+            self.cooldown = (fps * 2.5) as u32;
+        }
+        self.brow *= 1.0 - k(0.35);
+        (self.nod, self.brow)
+    }
 }
 
 /// Blink: 3 frames closing, 1 closed, 3 opening (~280 ms at 25 fps).
@@ -52,6 +91,7 @@ impl IdleMotion {
             rng,
             blinks: Vec::new(),
             phases,
+            speech: SpeechMotion::default(),
         }
     }
 
@@ -91,6 +131,23 @@ impl IdleMotion {
             0.003 * (tau * 0.08 * t + p[2]).sin() + 0.0015 * (tau * 0.23 * t + p[1]).sin(),
         ];
         let roll = 0.008 * (tau * 0.07 * t + p[3]).sin() + 0.003 * (tau * 0.19 * t + p[0]).sin();
-        IdlePose { blink, shift, roll }
+        IdlePose {
+            blink,
+            shift,
+            roll,
+            brow: 0.0,
+        }
+    }
+
+    /// The pose of frame `frame` while the mouth opens by `jaw` (0 in silence): the idle pose plus a nod on
+    /// emphasis and, now and then, raised brows.
+    pub fn pose_speaking(&mut self, frame: u64, jaw: f32) -> IdlePose {
+        let mut pose = self.pose(frame);
+        // A per-frame coin from the seed's phases, so brow raises differ between portraits and seeds.
+        let coin = ((frame as f32 * 0.618_034 + self.phases[2]).fract() + 1.0).fract();
+        let (nod, brow) = self.speech.step(jaw, self.fps, coin);
+        pose.shift[1] += 0.02 * nod;
+        pose.brow = brow;
+        pose
     }
 }

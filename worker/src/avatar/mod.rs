@@ -3,6 +3,7 @@
 pub mod face;
 pub mod frame;
 pub mod idle;
+pub mod interior;
 pub mod landmarks;
 pub mod prepare;
 pub mod render;

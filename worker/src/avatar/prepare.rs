@@ -18,9 +18,17 @@ pub enum PrepareError {
     NoFaceDetected,
     #[error("could not decode the portrait image: {0}")]
     Decode(String),
+    /// A face was found but cannot be animated well (too small for the output, turned away); the sentence says
+    /// why.
+    #[error("{0}")]
+    Unusable(String),
     #[error("face models: {0}")]
     Model(String),
 }
+
+/// Smallest distance between the eye centres in the output, pixels: below it the mouth is a few pixels wide
+/// and its motion cannot be read.
+pub const MIN_INTEROCULAR_PX: f32 = 24.0;
 
 /// Preparation settings.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +175,25 @@ impl FaceModels {
             left_eye: p2(&[lm::LEFT_EYE_UPPER.as_slice(), lm::LEFT_EYE_LOWER.as_slice()].concat()),
         };
         let rig = WarpRig::build(&image, &mesh.points);
+        if rig.interocular < MIN_INTEROCULAR_PX {
+            return Err(PrepareError::Unusable(format!(
+                "the face is too small to animate: its eyes are {:.0} pixels apart in the {}x{} output, at least {MIN_INTEROCULAR_PX:.0} are needed (use a closer crop or a larger image)",
+                rig.interocular,
+                image.width(),
+                image.height()
+            )));
+        }
+        // A face turned far to one side: one eye much closer to the nose than the other.
+        let p = |i: usize| [mesh.points[i][0], mesh.points[i][1]];
+        let dist =
+            |a: [f32; 2], b: [f32; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+        let (r, l) = (dist(p(1), p(33)), dist(p(1), p(263)));
+        if r.min(l) < 0.35 * r.max(l) {
+            return Err(PrepareError::Unusable(
+                "the face is turned too far to one side to animate: use a portrait that looks towards the camera"
+                    .into(),
+            ));
+        }
         Ok(PreparedPortrait {
             image,
             detection,

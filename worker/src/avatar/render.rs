@@ -1,18 +1,24 @@
-//! The renderer: warps the prepared portrait from mouth parameters and idle motion, paints the mouth interior
-//! where the lips part, and returns RGBA frames at the portrait's size.
+//! The renderer: moves the prepared portrait's layers from mouth parameters and idle motion and returns RGBA
+//! frames at the portrait's size.
 //!
-//! Per frame: the rig's basis fields are summed with the frame's coefficients (plus rigid head motion) on the
-//! coarse grid; the forward field is inverted by one fixed-point step (backward map); every pixel of the region
-//! of interest samples the portrait bilinearly at its interpolated source position. Outside that region the
-//! output is the portrait, byte for byte.
+//! Per frame: each layer's basis fields (see [`super::rig`]) are summed with the frame's coefficients (plus the
+//! rigid head motion) on the coarse grid, and each forward field is inverted by fixed-point steps (backward map).
+//! Every pixel of the region of interest is then composited front to back: the upper face where its source lies
+//! above the upper inner lip, else the lower face where its source lies below the lower inner lip, else the mouth
+//! interior (the portrait's own teeth where it shows them, else the photographed interior and a shaded cavity),
+//! with one-pixel anti-aliased lip edges. Outside that region the output is the portrait, byte for byte.
 
 use crate::audio::MouthParams;
 
 use super::{
     frame::Frame,
     idle::{IdleMotion, IdlePose},
+    interior::{self, TEETH_EDGE, Texture},
     prepare::PreparedPortrait,
-    rig::{B_BLINK_L, B_BLINK_R, B_CLOSURE, B_JAW, B_ROUND, B_WIDTH, CELL, N_BASIS, WarpRig},
+    rig::{
+        B_BLINK_L, B_BLINK_R, B_BROW, B_CLOSURE, B_JAW, B_ROUND, B_WIDTH, CELL, JAW_DROP, L_LOWER,
+        L_TEETH, L_UPPER, MouthFrame, N_BASIS, N_LAYERS, WarpRig,
+    },
 };
 
 /// Renderer settings.
@@ -36,6 +42,13 @@ impl Default for RenderOptions {
     }
 }
 
+/// Fields moved per frame: the three layers of the rig and the head alone (the upper teeth).
+const N_FIELDS: usize = N_LAYERS + 1;
+const F_HEAD: usize = N_LAYERS;
+
+/// Fixed-point steps inverting a forward field: enough for the jaw's largest gradients to settle.
+const INVERSION_STEPS: usize = 3;
+
 pub struct Renderer {
     width: usize,
     height: usize,
@@ -44,9 +57,17 @@ pub struct Renderer {
     idle: IdleMotion,
     opts: RenderOptions,
     frame: Frame,
-    forward: Vec<[f32; 2]>,
-    backward: Vec<[f32; 2]>,
-    row: Vec<[f32; 2]>,
+    /// Forward and backward node fields, `[field][node]`.
+    forward: [Vec<[f32; 2]>; N_FIELDS],
+    backward: [Vec<[f32; 2]>; N_FIELDS],
+    /// Backward fields interpolated along the current row, `[field][grid column]`.
+    row: [Vec<[f32; 2]>; N_FIELDS],
+    /// Whether the portrait shows its own teeth (an open mouth at rest): then they are used, not the texture's.
+    own_teeth: bool,
+    /// Texture colour gain for this portrait's light.
+    gain: [f32; 3],
+    /// The frame's jaw opening in pixels (for the interior's shading).
+    jaw_px: f32,
 }
 
 fn smoothstep(t: f32) -> f32 {
@@ -77,6 +98,49 @@ fn field_at(rig: &WarpRig, field: &[[f32; 2]], x: f32, y: f32) -> [f32; 2] {
     out
 }
 
+/// Bilinear RGB sample of an RGBA buffer at (`sx`, `sy`), clamped to the image.
+fn sample(src: &[u8], w: usize, h: usize, sx: f32, sy: f32) -> [f32; 3] {
+    let sx = sx.clamp(0.0, (w - 1) as f32);
+    let sy = sy.clamp(0.0, (h - 1) as f32);
+    let (ix, iy) = (sx as usize, sy as usize);
+    let (ix1, iy1) = ((ix + 1).min(w - 1), (iy + 1).min(h - 1));
+    let (fx, fy) = (sx - ix as f32, sy - iy as f32);
+    let (p00, p10) = ((iy * w + ix) * 4, (iy * w + ix1) * 4);
+    let (p01, p11) = ((iy1 * w + ix) * 4, (iy1 * w + ix1) * 4);
+    let mut out = [0.0; 3];
+    for (ch, o) in out.iter_mut().enumerate() {
+        let top = src[p00 + ch] as f32 * (1.0 - fx) + src[p10 + ch] as f32 * fx;
+        let bot = src[p01 + ch] as f32 * (1.0 - fx) + src[p11 + ch] as f32 * fx;
+        *o = top + (bot - top) * fy;
+    }
+    out
+}
+
+/// Whether the portrait's mouth at rest shows teeth: the middle of the gap between its inner lips is clearly
+/// brighter than its lips.
+fn shows_teeth(img: &image::RgbImage, m: &MouthFrame, look: &super::rig::MouthLook) -> bool {
+    let luma = |c: [f32; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
+    let mut acc = (0.0f32, 0.0f32);
+    for s in 0..=10 {
+        let u = (-0.6 + 0.12 * s as f32) * m.half_width;
+        let v = m.at(&m.seam, u);
+        let x = m.origin[0] + u * m.right[0] + v * m.down[0];
+        let y = m.origin[1] + u * m.right[1] + v * m.down[1];
+        let c = super::sample::bilinear_rgb(img, x, y);
+        acc.0 += luma(c);
+        acc.1 += 1.0;
+    }
+    acc.0 / acc.1 > 1.15 * luma(look.lips)
+}
+
+fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+    [
+        a[0] + (b[0] - a[0]) * t,
+        a[1] + (b[1] - a[1]) * t,
+        a[2] + (b[2] - a[2]) * t,
+    ]
+}
+
 impl Renderer {
     pub fn new(portrait: &PreparedPortrait, opts: RenderOptions) -> Self {
         let (w, h) = (portrait.width() as usize, portrait.height() as usize);
@@ -85,7 +149,14 @@ impl Renderer {
             .pixels()
             .flat_map(|p| [p[0], p[1], p[2], 255])
             .collect();
-        let nodes = portrait.rig.gw * portrait.rig.gh;
+        let rig = portrait.rig.clone();
+        let nodes = rig.gw * rig.gh;
+        let m = &rig.mouth;
+        let widest = (0..=20)
+            .map(|s| m.rest_gap(-m.half_width + m.half_width * s as f32 / 10.0))
+            .fold(0.0f32, f32::max);
+        let own_teeth =
+            widest > 0.06 * rig.mouth_width && shows_teeth(&portrait.image, m, &rig.look);
         Self {
             width: w,
             height: h,
@@ -95,13 +166,21 @@ impl Renderer {
                 rgba: src.clone(),
             },
             src,
-            rig: portrait.rig.clone(),
+            own_teeth,
+            gain: interior::colour_gain(rig.look.skin),
             idle: IdleMotion::new(opts.seed, opts.fps),
             opts,
-            forward: vec![[0.0; 2]; nodes],
-            backward: vec![[0.0; 2]; nodes],
-            row: vec![[0.0; 2]; portrait.rig.gw],
+            forward: std::array::from_fn(|_| vec![[0.0; 2]; nodes]),
+            backward: std::array::from_fn(|_| vec![[0.0; 2]; nodes]),
+            row: std::array::from_fn(|_| vec![[0.0; 2]; rig.gw]),
+            rig,
+            jaw_px: 0.0,
         }
+    }
+
+    /// Whether the portrait's own teeth are shown when the mouth opens (else the photographed interior's).
+    pub fn shows_own_teeth(&self) -> bool {
+        self.own_teeth
     }
 
     /// Output size (the prepared portrait's).
@@ -109,30 +188,40 @@ impl Renderer {
         (self.width as u32, self.height as u32)
     }
 
-    /// The idle pose of frame `index` (what `render` adds to the mouth).
-    pub fn idle_pose(&mut self, index: u64) -> IdlePose {
+    /// The pose of frame `index` with the mouth at `params` (what `render` adds to the mouth): blinks and sway,
+    /// and while speaking nods and brow raises.
+    pub fn idle_pose(&mut self, params: &MouthParams, index: u64) -> IdlePose {
         if self.opts.idle_motion {
-            self.idle.pose(index)
+            self.idle.pose_speaking(index, params.clamped().opening())
         } else {
             IdlePose::default()
         }
     }
 
     /// Renders frame `index` (counted at `fps` from the session start) with mouth `params`. The same portrait,
-    /// seed, index and parameters always give the same bytes.
+    /// seed and sequence of calls always give the same bytes.
     pub fn render(&mut self, params: &MouthParams, index: u64) -> &Frame {
+        let pose = self.idle_pose(params, index);
+        self.render_pose(params, &pose)
+    }
+
+    /// Renders mouth `params` with an explicit head, eyelid and brow pose.
+    pub fn render_pose(&mut self, params: &MouthParams, pose: &IdlePose) -> &Frame {
         let p = params.clamped();
-        let pose = self.idle_pose(index);
         let mut coef = [0.0f32; N_BASIS];
-        coef[B_JAW] = p.jaw_open * (1.0 - 0.9 * p.closure);
+        // Small openings count for more than linearly (speech lives in them). The front end's closure ramps
+        // through the neighbouring vowels; only its upper part closes, and then fully: /m b p/ must touch.
+        let closure = smoothstep((p.closure - 0.45) / 0.35);
+        coef[B_JAW] = p.jaw_open.powf(0.75) * (1.0 - closure);
         coef[B_WIDTH] = p.width;
         coef[B_ROUND] = p.round;
-        coef[B_CLOSURE] = p.closure;
+        coef[B_CLOSURE] = closure;
         coef[B_BLINK_R] = pose.blink;
         coef[B_BLINK_L] = pose.blink;
-        self.build_fields(&coef, &pose);
-        self.warp();
-        self.paint_mouth();
+        coef[B_BROW] = pose.brow;
+        self.jaw_px = coef[B_JAW] * JAW_DROP * self.rig.face_height;
+        self.build_fields(&coef, pose);
+        self.composite();
         &self.frame
     }
 
@@ -148,235 +237,252 @@ impl Renderer {
                     (rig.roi[0] + i * CELL) as f32,
                     (rig.roi[1] + j * CELL) as f32,
                 );
-                let mut d = [0.0f32; 2];
-                for (k, ck) in coef.iter().enumerate() {
-                    if *ck != 0.0 {
-                        let b = rig.basis[node * N_BASIS + k];
-                        d[0] += ck * b[0];
-                        d[1] += ck * b[1];
-                    }
-                }
                 let hw = rig.head_weight[node];
-                if hw > 0.0 {
+                let head = if hw > 0.0 {
                     let (rx, ry) = (x - rig.pivot[0], y - rig.pivot[1]);
-                    d[0] += hw * (c * rx - s * ry - rx + shift[0]);
-                    d[1] += hw * (s * rx + c * ry - ry + shift[1]);
+                    [
+                        hw * (c * rx - s * ry - rx + shift[0]),
+                        hw * (s * rx + c * ry - ry + shift[1]),
+                    ]
+                } else {
+                    [0.0, 0.0]
+                };
+                for layer in 0..N_LAYERS {
+                    let mut d = head;
+                    let base = (node * N_LAYERS + layer) * N_BASIS;
+                    for (k, ck) in coef.iter().enumerate() {
+                        if *ck != 0.0 {
+                            let b = rig.basis[base + k];
+                            d[0] += ck * b[0];
+                            d[1] += ck * b[1];
+                        }
+                    }
+                    self.forward[layer][node] = d;
                 }
-                self.forward[node] = d;
+                self.forward[F_HEAD][node] = head;
             }
         }
-        // Backward map by one fixed-point step: src = x - F(x - F(x)).
-        for j in 0..rig.gh {
-            for i in 0..rig.gw {
-                let node = j * rig.gw + i;
-                let (x, y) = (
-                    (rig.roi[0] + i * CELL) as f32,
-                    (rig.roi[1] + j * CELL) as f32,
-                );
-                let f = self.forward[node];
-                self.backward[node] = field_at(rig, &self.forward, x - f[0], y - f[1]);
+        // Backward maps by fixed-point steps: b = F(x - b).
+        for f in 0..N_FIELDS {
+            self.backward[f].copy_from_slice(&self.forward[f]);
+            for _ in 0..INVERSION_STEPS {
+                for j in 0..rig.gh {
+                    for i in 0..rig.gw {
+                        let node = j * rig.gw + i;
+                        let (x, y) = (
+                            (rig.roi[0] + i * CELL) as f32,
+                            (rig.roi[1] + j * CELL) as f32,
+                        );
+                        let b = self.backward[f][node];
+                        self.backward[f][node] =
+                            field_at(rig, &self.forward[f], x - b[0], y - b[1]);
+                    }
+                }
             }
         }
     }
 
-    fn warp(&mut self) {
-        let rig = &self.rig;
+    fn composite(&mut self) {
         let (w, h) = (self.width, self.height);
-        let [x0, y0, x1, y1] = rig.roi;
-        let (maxx, maxy) = ((w - 1) as f32, (h - 1) as f32);
+        let [x0, y0, x1, y1] = self.rig.roi;
+        let (gw, gh) = (self.rig.gw, self.rig.gh);
         for y in y0..y1 {
             let gy = (y - y0) as f32 / CELL as f32;
-            let j = (gy as usize).min(rig.gh.saturating_sub(2));
+            let j = (gy as usize).min(gh.saturating_sub(2));
             let fy = gy - j as f32;
             let mut any = false;
-            for i in 0..rig.gw {
-                let a = self.backward[j * rig.gw + i];
-                let b = self.backward[((j + 1).min(rig.gh - 1)) * rig.gw + i];
-                self.row[i] = [a[0] + (b[0] - a[0]) * fy, a[1] + (b[1] - a[1]) * fy];
-                any |= self.row[i] != [0.0, 0.0];
+            for f in 0..N_FIELDS {
+                for i in 0..gw {
+                    let a = self.backward[f][j * gw + i];
+                    let b = self.backward[f][((j + 1).min(gh - 1)) * gw + i];
+                    let v = [a[0] + (b[0] - a[0]) * fy, a[1] + (b[1] - a[1]) * fy];
+                    self.row[f][i] = v;
+                    any |= v != [0.0, 0.0];
+                }
             }
-            let out_row = &mut self.frame.rgba[y * w * 4..(y + 1) * w * 4];
             if !any {
-                out_row[x0 * 4..x1 * 4]
-                    .copy_from_slice(&self.src[(y * w + x0) * 4..(y * w + x1) * 4]);
+                let (a, b) = ((y * w + x0) * 4, (y * w + x1) * 4);
+                self.frame.rgba[a..b].copy_from_slice(&self.src[a..b]);
                 continue;
             }
             for x in x0..x1 {
                 let gx = (x - x0) as f32 / CELL as f32;
-                let i = (gx as usize).min(rig.gw.saturating_sub(2));
+                let i = (gx as usize).min(gw.saturating_sub(2));
                 let fx = gx - i as f32;
-                let (a, b) = (self.row[i], self.row[(i + 1).min(rig.gw - 1)]);
-                let d = [a[0] + (b[0] - a[0]) * fx, a[1] + (b[1] - a[1]) * fx];
-                let o = x * 4;
-                if d[0].abs() < 1e-3 && d[1].abs() < 1e-3 {
-                    out_row[o..o + 4]
-                        .copy_from_slice(&self.src[(y * w + x) * 4..(y * w + x) * 4 + 4]);
+                let disp = |row: &[[f32; 2]]| {
+                    let (a, b) = (row[i], row[(i + 1).min(gw - 1)]);
+                    [a[0] + (b[0] - a[0]) * fx, a[1] + (b[1] - a[1]) * fx]
+                };
+                let o = (y * w + x) * 4;
+                let du = disp(&self.row[L_UPPER]);
+                let dl = disp(&self.row[L_LOWER]);
+                if du == [0.0, 0.0] && dl == [0.0, 0.0] {
+                    let src = &self.src[o..o + 4];
+                    self.frame.rgba[o..o + 4].copy_from_slice(src);
                     continue;
                 }
-                let sx = (x as f32 - d[0]).clamp(0.0, maxx);
-                let sy = (y as f32 - d[1]).clamp(0.0, maxy);
-                let (ix, iy) = (sx as usize, sy as usize);
-                let (ix1, iy1) = ((ix + 1).min(w - 1), (iy + 1).min(h - 1));
-                let wx = ((sx - ix as f32) * 256.0) as u32;
-                let wy = ((sy - iy as f32) * 256.0) as u32;
-                let (p00, p10) = ((iy * w + ix) * 4, (iy * w + ix1) * 4);
-                let (p01, p11) = ((iy1 * w + ix) * 4, (iy1 * w + ix1) * 4);
-                for ch in 0..3 {
-                    let top =
-                        self.src[p00 + ch] as u32 * (256 - wx) + self.src[p10 + ch] as u32 * wx;
-                    let bot =
-                        self.src[p01 + ch] as u32 * (256 - wx) + self.src[p11 + ch] as u32 * wx;
-                    out_row[o + ch] = ((top * (256 - wy) + bot * wy + (1 << 15)) >> 16) as u8;
+                let m = &self.rig.mouth;
+                let (px, py) = (x as f32, y as f32);
+                // Upper face: its source must lie above the upper inner lip.
+                let su = [px - du[0], py - du[1]];
+                let [uu, vu] = m.local(su);
+                let above = m.at(&m.upper, uu) - vu;
+                let alpha_u = (above + 0.5).clamp(0.0, 1.0);
+                let col = if alpha_u >= 1.0 {
+                    sample(&self.src, w, h, su[0], su[1])
+                } else {
+                    // Coverage front to back: the upper lip, then the lower lip, then whatever of the pixel is
+                    // left to the interior (none where the lips meet, as beside the corners).
+                    let sl = [px - dl[0], py - dl[1]];
+                    let [ul, vl] = m.local(sl);
+                    let below = vl - m.at(&m.lower, ul);
+                    let alpha_l = (below + 0.5).clamp(0.0, 1.0).min(1.0 - alpha_u);
+                    let rest = 1.0 - alpha_u - alpha_l;
+                    let mut c = [0.0f32; 3];
+                    let mut add = |col: [f32; 3], k: f32| {
+                        for (a, b) in c.iter_mut().zip(col) {
+                            *a += b * k;
+                        }
+                    };
+                    if alpha_u > 0.0 {
+                        add(sample(&self.src, w, h, su[0], su[1]), alpha_u);
+                    }
+                    if alpha_l > 0.0 {
+                        add(sample(&self.src, w, h, sl[0], sl[1]), alpha_l);
+                    }
+                    if rest > 1e-3 {
+                        add(self.interior(x, y, -above, -below), rest);
+                    }
+                    c
+                };
+                let out = &mut self.frame.rgba[o..o + 4];
+                for (dst, c) in out.iter_mut().zip(col) {
+                    *dst = (c + 0.5).clamp(0.0, 255.0) as u8;
                 }
-                out_row[o + 3] = 255;
+                out[3] = 255;
             }
         }
     }
 
-    fn paint_mouth(&mut self) {
-        let rig = &self.rig;
-        let fh = rig.face_height;
-        // Displaced inner lip contour (LIPS_INNER order: 0 right corner, 1..=9 lower lip, 10 left corner,
-        // 11..=19 upper lip).
-        let pts: Vec<[f32; 2]> = rig
-            .inner_lips
-            .iter()
-            .map(|q| {
-                let d = field_at(rig, &self.forward, q[0], q[1]);
-                [q[0] + d[0], q[1] + d[1]]
-            })
-            .collect();
-        let (top, bottom) = (pts[15], pts[5]);
-        let gap = (bottom[0] - top[0]) * rig.down[0] + (bottom[1] - top[1]) * rig.down[1];
-        let fade = ((gap - rig.rest_gap - 0.8) / 2.0).clamp(0.0, 1.0);
-        if fade <= 0.0 {
-            return;
+    /// The mouth interior at output pixel (`x`, `y`), which lies `below_upper` pixels below the upper inner lip
+    /// and `above_lower` above the lower one (both measured in the moving lips' sources).
+    fn interior(&self, x: usize, y: usize, below_upper: f32, above_lower: f32) -> [f32; 3] {
+        let m = &self.rig.mouth;
+        let (w, h) = (self.width, self.height);
+        let (px, py) = (x as f32, y as f32);
+        let gx = (x - self.rig.roi[0]) as f32 / CELL as f32;
+        let i = (gx as usize).min(self.rig.gw.saturating_sub(2));
+        let fx = gx - i as f32;
+        let disp = |row: &[[f32; 2]]| {
+            let (a, b) = (row[i], row[(i + 1).min(self.rig.gw - 1)]);
+            [a[0] + (b[0] - a[0]) * fx, a[1] + (b[1] - a[1]) * fx]
+        };
+        // Skull-fixed and jaw-fixed sources of this pixel.
+        let dh = disp(&self.row[F_HEAD]);
+        let dt = disp(&self.row[L_TEETH]);
+        let sh = [px - dh[0], py - dh[1]];
+        let st = [px - dt[0], py - dt[1]];
+        let [uh, vh] = m.local(sh);
+        let [ut, vt] = m.local(st);
+        let cavity = self.cavity(uh, below_upper, above_lower, x, y);
+        if self.own_teeth {
+            // The portrait's own interior: its upper part stays with the skull, its lower part goes with the jaw.
+            let seam_h = m.at(&m.seam, uh);
+            let k_up = ((seam_h - vh) + 0.5).clamp(0.0, 1.0)
+                * ((vh - m.at(&m.upper, uh)) + 1.5).clamp(0.0, 1.0);
+            let seam_t = m.at(&m.seam, ut);
+            let k_lo = ((vt - seam_t) + 0.5).clamp(0.0, 1.0)
+                * ((m.at(&m.lower, ut) - vt) + 1.5).clamp(0.0, 1.0);
+            let mut col = self.synthetic(cavity, x, y, [uh, vh], [ut, vt], below_upper, false);
+            if k_lo > 0.0 {
+                col = mix(col, sample(&self.src, w, h, st[0], st[1]), k_lo);
+            }
+            if k_up > 0.0 {
+                col = mix(col, sample(&self.src, w, h, sh[0], sh[1]), k_up);
+            }
+            return col;
         }
-        let (mut bx0, mut by0, mut bx1, mut by1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for q in &pts {
-            bx0 = bx0.min(q[0]);
-            by0 = by0.min(q[1]);
-            bx1 = bx1.max(q[0]);
-            by1 = by1.max(q[1]);
-        }
-        let (w, h) = (self.width as i64, self.height as i64);
-        let xs = (
-            (bx0.floor() as i64 - 1).max(0),
-            (bx1.ceil() as i64 + 2).min(w),
-        );
-        let ys = (
-            (by0.floor() as i64 - 1).max(0),
-            (by1.ceil() as i64 + 2).min(h),
-        );
-        // Mouth-local coordinates: u along the mouth (right corner = 0), v down the face.
-        let (o, right, down) = (pts[0], rig.right, rig.down);
-        let loc = |q: [f32; 2]| {
-            let d = [q[0] - o[0], q[1] - o[1]];
+        self.synthetic(cavity, x, y, [uh, vh], [ut, vt], below_upper, true)
+    }
+
+    /// The photographed teeth over the cavity: the lower ones at jaw-fixed point `jaw` (mouth coordinates), the
+    /// upper ones (when `upper`) at skull-fixed point `skull`.
+    #[allow(clippy::too_many_arguments)]
+    fn synthetic(
+        &self,
+        cavity: [f32; 3],
+        x: usize,
+        y: usize,
+        skull: [f32; 2],
+        jaw: [f32; 2],
+        below_upper: f32,
+        upper: bool,
+    ) -> [f32; 3] {
+        let m = &self.rig.mouth;
+        let ([uh, vh], [ut, vt]) = (skull, jaw);
+        let Some(tex) = Texture::get() else {
+            return cavity;
+        };
+        let mw = self.rig.mouth_width;
+        let hw = m.half_width;
+        let grain = self.rig.look.grain * interior::grain(x, y);
+        let light = |c: [f32; 3], k: f32| {
             [
-                d[0] * right[0] + d[1] * right[1],
-                d[0] * down[0] + d[1] * down[1],
+                c[0] * self.gain[0] * k + grain,
+                c[1] * self.gain[1] * k + grain,
+                c[2] * self.gain[2] * k + grain,
             ]
         };
-        let u_left = loc(pts[10])[0];
-        let (cx, half) = (u_left / 2.0, (u_left.abs() / 2.0).max(1.0));
-        // Upper and lower lip chains as polylines in u.
-        let upper: Vec<[f32; 2]> = std::iter::once(pts[0])
-            .chain(pts[11..20].iter().rev().copied())
-            .chain([pts[10]])
-            .map(loc)
-            .collect();
-        let lower: Vec<[f32; 2]> = pts[0..=10].iter().copied().map(loc).collect();
-        let y_on = |chain: &[[f32; 2]], x: f32| -> Option<f32> {
-            chain.windows(2).find_map(|s| {
-                let (a, b) = (s[0], s[1]);
-                let (lo, hi) = (a[0].min(b[0]), a[0].max(b[0]));
-                (x >= lo && x <= hi && hi > lo)
-                    .then(|| a[1] + (b[1] - a[1]) * (x - a[0]) / (b[0] - a[0]))
-            })
-        };
-        let light = rig.light;
-        let gap_norm = (gap / (0.06 * fh)).clamp(0.0, 1.0);
-        for y in ys.0..ys.1 {
-            for x in xs.0..xs.1 {
-                let (px, py) = (x as f32, y as f32);
-                // Signed distance to the polygon (positive inside), for a one-pixel feathered edge.
-                let mut inside = false;
-                let mut dmin = f32::MAX;
-                for k in 0..pts.len() {
-                    let (a, b) = (pts[k], pts[(k + 1) % pts.len()]);
-                    if (a[1] > py) != (b[1] > py)
-                        && px < a[0] + (py - a[1]) * (b[0] - a[0]) / (b[1] - a[1])
-                    {
-                        inside = !inside;
-                    }
-                    let (ex, ey) = (b[0] - a[0], b[1] - a[1]);
-                    let l2 = (ex * ex + ey * ey).max(1e-6);
-                    let t = (((px - a[0]) * ex + (py - a[1]) * ey) / l2).clamp(0.0, 1.0);
-                    let (qx, qy) = (a[0] + t * ex - px, a[1] + t * ey - py);
-                    dmin = dmin.min(qx * qx + qy * qy);
-                }
-                let sd = if inside { dmin.sqrt() } else { -dmin.sqrt() };
-                let alpha = (0.5 + sd / 1.2).clamp(0.0, 1.0) * fade;
-                if alpha <= 0.0 {
-                    continue;
-                }
-                let [lu, lv] = loc([px, py]);
-                let (Some(ty), Some(by)) = (y_on(&upper, lu), y_on(&lower, lu)) else {
-                    continue;
-                };
-                let col_gap = (by - ty).max(0.5);
-                let t = ((lv - ty) / col_gap).clamp(0.0, 1.0);
-                let pr = (1.0 - ((lu - cx) / half).powi(2)).max(0.0);
-                let spr = pr.sqrt();
-                // Cavity: dark red, darker in the middle and towards the corners.
-                let deep = smoothstep(t * 1.8) * (0.6 + 0.4 * spr);
-                let mut col = [
-                    92.0 + (26.0 - 92.0) * deep,
-                    34.0 + (8.0 - 34.0) * deep,
-                    30.0 + (8.0 - 30.0) * deep,
-                ];
-                for c in &mut col {
-                    *c *= 0.55 + 0.45 * spr;
-                }
-                // Tongue near the bottom when the mouth is well open.
-                if t > 0.55 {
-                    let k = ((t - 0.55) / 0.45) * spr * gap_norm * 0.8;
-                    let tongue = [150.0, 66.0, 60.0];
-                    for c in 0..3 {
-                        col[c] += (tongue[c] * (0.6 + 0.4 * spr) - col[c]) * k;
-                    }
-                }
-                // Upper teeth under the upper lip, lower teeth above the lower lip once the jaw is open enough.
-                // Teeth: soft-edged bands, dimmer towards the corners and towards their free edge.
-                let th = (0.45 * col_gap).min(0.05 * fh) * spr;
-                let k_up = ((th - (lv - ty)) / 1.5).clamp(0.0, 1.0);
-                if k_up > 0.0 {
-                    let shade =
-                        (0.6 + 0.4 * pr) * (1.0 - 0.3 * smoothstep((lv - ty) / th.max(1e-3) - 0.4));
-                    let teeth = [226.0 * shade, 220.0 * shade, 206.0 * shade];
-                    for (c, t) in col.iter_mut().zip(teeth) {
-                        *c += (t - *c) * k_up;
-                    }
-                }
-                let tl = if gap > 0.035 * fh {
-                    (0.2 * col_gap).min(0.02 * fh) * spr
-                } else {
-                    0.0
-                };
-                let k_lo = ((tl - (by - lv)) / 1.5).clamp(0.0, 1.0);
-                if k_lo > 0.0 {
-                    let shade = 0.45 + 0.35 * pr;
-                    let teeth = [200.0 * shade, 193.0 * shade, 181.0 * shade];
-                    for (c, t) in col.iter_mut().zip(teeth) {
-                        *c += (t - *c) * k_lo;
-                    }
-                }
-                let o = ((y * w + x) * 4) as usize;
-                for (dst, c) in self.frame.rgba[o..o + 3].iter_mut().zip(col) {
-                    let v = *dst as f32;
-                    *dst = (v + ((c * light).min(255.0) - v) * alpha).round() as u8;
-                }
-            }
+        let mut col = cavity;
+        // Lower teeth, carried by the jaw: their edges just above the rest seam, in the shadow of the upper ones.
+        let tx_l = ut / (0.8 * hw);
+        let edge_l = m.at(&m.seam, ut) + 0.03 * mw;
+        let height_l = 0.08 * mw;
+        if tx_l.abs() < 1.0 && vt > edge_l - 1.0 && vt < edge_l + height_l {
+            let ty = TEETH_EDGE * (1.0 - (vt - edge_l) / height_l);
+            let side = 1.0 - smoothstep((tx_l.abs() - 0.7) / 0.3);
+            let k = ((vt - edge_l) + 0.5).clamp(0.0, 1.0) * side;
+            let shade = 0.6 * (1.0 - 0.4 * tx_l.abs().powi(3));
+            col = mix(col, light(tex.sample(tx_l, ty), shade), k);
         }
+        // Upper teeth, fixed to the skull: edges a little below the rest seam, gums hidden under the upper lip.
+        let tx_u = uh / (0.92 * hw);
+        let edge_u = m.at(&m.seam, uh) + 0.02 * mw * m.profile(uh).sqrt();
+        let height_u = 0.17 * mw;
+        if upper && tx_u.abs() < 1.0 && vh < edge_u + 1.0 {
+            let ty = TEETH_EDGE * (1.0 - ((edge_u - vh) / height_u).clamp(0.0, 1.0));
+            let side = 1.0 - smoothstep((tx_u.abs() - 0.75) / 0.25);
+            let k = ((edge_u - vh) + 0.5).clamp(0.0, 1.0) * side;
+            // In the upper lip's shadow right under it.
+            let shade = (1.0 - 0.45 * tx_u.abs().powi(3))
+                * (0.86 + 0.14 * smoothstep(below_upper / (0.05 * mw + 1.0)));
+            col = mix(col, light(tex.sample(tx_u, ty), shade), k);
+        }
+        col
+    }
+
+    /// The cavity behind the teeth: the lips' colour in their shadow, darker deep inside and towards the
+    /// corners, with the tongue's back rising from below once the jaw is well open.
+    fn cavity(&self, u: f32, below_upper: f32, above_lower: f32, x: usize, y: usize) -> [f32; 3] {
+        let m: &MouthFrame = &self.rig.mouth;
+        let mw = self.rig.mouth_width;
+        let lips = self.rig.look.lips;
+        let near = below_upper.min(above_lower).max(0.0);
+        let depth = smoothstep(near / (0.06 * mw + 1.0));
+        let side = 0.5 + 0.5 * m.profile(u);
+        let k = (0.55 - 0.3 * depth) * side;
+        let mut col = [lips[0] * k, lips[1] * k * 0.78, lips[2] * k * 0.8];
+        // The tongue: lighter, rising from the lower lip, more of it the wider the jaw.
+        let open = (self.jaw_px / (0.05 * self.rig.face_height)).clamp(0.0, 1.0);
+        let tongue_h = (0.5 * (below_upper + above_lower)).min(0.14 * mw) * open;
+        if tongue_h > 0.5 && above_lower < tongue_h {
+            let t = 1.0 - above_lower / tongue_h;
+            let dome = m.profile(u) * smoothstep(t * 2.0) * (0.7 + 0.3 * (1.0 - t));
+            let tk = 0.85 * self.rig.look.light.min(1.0);
+            let tongue = [lips[0] * tk, lips[1] * tk * 0.7, lips[2] * tk * 0.72];
+            col = mix(col, tongue, dome * 0.85);
+        }
+        let g = 0.6 * self.rig.look.grain * interior::grain(x + 7, y + 3);
+        [col[0] + g, col[1] + g, col[2] + g]
     }
 }

@@ -318,6 +318,7 @@ impl Worker for WorkerService {
                     Ok(Err(PrepareError::NoFaceDetected)) => {
                         refusal("no_face", "No face detected".into())
                     }
+                    Ok(Err(PrepareError::Unusable(why))) => refusal("unusable_portrait", why),
                     Ok(Err(PrepareError::Decode(e))) => refusal(
                         "invalid_image",
                         format!("could not decode the portrait: {e}"),

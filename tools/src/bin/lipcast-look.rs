@@ -1,0 +1,244 @@
+//! lipcast-look: how the avatar looks, measured on rendered frames.
+//!
+//!   lipcast-look measure [--dir ../shared/portraits]   lip figures per portrait (committed ones, plus a folder)
+//!   lipcast-look sheets                                 contact sheets into docs/look/
+//!   lipcast-look interior                               remake models/builtin/mouth_interior.png
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lipcast_tools::{frames, interior, portraits, sheet};
+use lipcast_worker::{
+    avatar::FaceModels,
+    eval,
+    model::{Device, ModelPack, Runtime, RuntimeConfig},
+};
+
+/// How the avatar looks, measured on rendered frames (the held-out voice through the real front end and
+/// renderer, the face mesh tracking every frame).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the lip figures of the committed test portraits and of every portrait in --dir.
+    Measure {
+        /// A folder of extra portraits (JPEG/PNG), e.g. ../shared/portraits.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Long side of the output, pixels.
+        #[arg(long, default_value_t = 512)]
+        max_long_side: u32,
+        /// Also print every frame of the first clip (parameters, tracked gap, loudness).
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Write contact sheets of speech frames to docs/look/<portrait>.png.
+    Sheets {
+        /// A folder of extra portraits to include (their sheets go to --out too).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long, default_value = "docs/look")]
+        out: PathBuf,
+        /// Side of one tile, pixels.
+        #[arg(long, default_value_t = 128)]
+        tile: u32,
+        /// Crop around the face, in face heights (smaller: closer to the mouth).
+        #[arg(long, default_value_t = 1.3)]
+        scale: f32,
+    },
+    /// Remake models/builtin/mouth_interior.png from the default portrait.
+    Interior,
+    /// Render one still of a portrait with given mouth parameters (a crop around the mouth, enlarged).
+    Still {
+        /// Portrait file.
+        portrait: PathBuf,
+        /// jaw_open, width, round, closure.
+        #[arg(long, num_args = 4, default_values_t = [0.8, 0.0, 0.0, 0.0])]
+        params: Vec<f32>,
+        /// Output PNG.
+        #[arg(long, default_value = "still.png")]
+        out: PathBuf,
+        /// Crop around the mouth, face heights (0 = whole frame).
+        #[arg(long, default_value_t = 0.45)]
+        scale: f32,
+    },
+}
+
+fn setup() -> anyhow::Result<(Runtime, ModelPack, FaceModels)> {
+    let runtime = Runtime::new(RuntimeConfig {
+        device: Device::Cpu,
+        intra_threads: 1,
+    })
+    .context("starting ONNX Runtime (run scripts/setup.sh)")?;
+    let pack = ModelPack::builtin().context("loading the built-in pack")?;
+    let models = FaceModels::load(&runtime, &pack).context("loading the face models")?;
+    Ok((runtime, pack, models))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let clips = eval::load_heldout(&portraits::models_dir().join("eval/mouth-heldout"))?;
+    match cli.command {
+        Command::Measure {
+            dir,
+            max_long_side,
+            verbose,
+        } => {
+            let (runtime, pack, mut models) = setup()?;
+            let mut all = portraits::committed(&mut models)?;
+            if let Some(dir) = &dir {
+                all.extend(portraits::in_folder(dir)?);
+            }
+            for portrait in &all {
+                let prepared = match portraits::prepare(&mut models, portrait, max_long_side) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        println!("{:<18} refused: {e:#}", portrait.name);
+                        continue;
+                    }
+                };
+                let tracked = frames::render_and_track(
+                    &runtime,
+                    &pack,
+                    &mut models,
+                    &prepared,
+                    &clips,
+                    &mut |_, _, _| {},
+                )?;
+                if verbose && let Some(c) = tracked.first() {
+                    for (k, (p, g)) in c.params.iter().zip(&c.gap).enumerate() {
+                        let env = c.envelope.get(k).copied().unwrap_or(f32::NAN);
+                        println!(
+                            "  {k:3} jaw {:.2} clo {:.2} open {:.2} | gap {:.3} | env {env:.1} dB",
+                            p.jaw_open,
+                            p.closure,
+                            p.opening(),
+                            g
+                        );
+                    }
+                }
+                let f = frames::figures(&tracked, prepared.rig.interocular);
+                let verdict = match f.failures() {
+                    v if v.is_empty() => "meets the targets".to_string(),
+                    v => format!("MISSES: {}", v.join("; ")),
+                };
+                let own = lipcast_worker::avatar::Renderer::new(&prepared, Default::default())
+                    .shows_own_teeth();
+                println!(
+                    "{:<18} {}x{} ({} teeth): {f}; {verdict}",
+                    portrait.name,
+                    prepared.width(),
+                    prepared.height(),
+                    if own { "own" } else { "photographed" }
+                );
+            }
+        }
+        Command::Sheets {
+            dir,
+            out,
+            tile,
+            scale,
+        } => {
+            let (runtime, pack, mut models) = setup()?;
+            let mut all = portraits::committed(&mut models)?;
+            if let Some(dir) = &dir {
+                all.extend(portraits::in_folder(dir)?);
+            }
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            // Clip 2 ("Ruth bought a blue balloon and a bamboo broom"): rounded vowels and bilabials. Every
+            // third frame from 0.4 s, 16 tiles.
+            let chosen: Vec<usize> = (0..16).map(|i| 10 + 3 * i).collect();
+            for portrait in &all {
+                let prepared = portraits::prepare(&mut models, portrait, 512)?;
+                let mut kept = Vec::new();
+                frames::render_and_track(
+                    &runtime,
+                    &pack,
+                    &mut models,
+                    &prepared,
+                    &clips[2..3],
+                    &mut |_, k, f| {
+                        if chosen.contains(&k) {
+                            kept.push(f.clone());
+                        }
+                    },
+                )?;
+                let path = out.join(format!("{}.png", portrait.name));
+                sheet::contact_sheet(&prepared, &kept, 8, tile, scale)
+                    .save(&path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("{}", path.display());
+            }
+        }
+        Command::Still {
+            portrait,
+            params,
+            out,
+            scale,
+        } => {
+            let (_, _, mut models) = setup()?;
+            let bytes = std::fs::read(&portrait)
+                .with_context(|| format!("reading {}", portrait.display()))?;
+            let p = portraits::prepare(
+                &mut models,
+                &portraits::Portrait {
+                    name: "still".into(),
+                    bytes,
+                },
+                512,
+            )?;
+            let mut r = lipcast_worker::avatar::Renderer::new(
+                &p,
+                lipcast_worker::avatar::render::RenderOptions {
+                    idle_motion: false,
+                    ..Default::default()
+                },
+            );
+            let mp = lipcast_worker::audio::MouthParams {
+                jaw_open: params[0],
+                width: params[1],
+                round: params[2],
+                closure: params[3],
+            };
+            let frame = r.render(&mp, 0).to_rgb_image();
+            let img = if scale > 0.0 {
+                let crop = portraits::face_square(&frame, &p, scale);
+                let side = crop.width() * (512 / crop.width().max(1)).max(1);
+                image::imageops::resize(&crop, side, side, image::imageops::FilterType::Nearest)
+            } else {
+                frame
+            };
+            img.save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("{}", out.display());
+        }
+        Command::Interior => {
+            let (_, _, mut models) = setup()?;
+            let default = portraits::committed(&mut models)?
+                .into_iter()
+                .next()
+                .context("no default portrait")?;
+            let prepared = portraits::prepare(&mut models, &default, 512)?;
+            let (texture, skin) = interior::make(&prepared);
+            let path = portraits::models_dir().join("builtin/mouth_interior.png");
+            texture
+                .save(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "{}; reference skin colour [{:.0}, {:.0}, {:.0}] (avatar::interior::REFERENCE_SKIN)",
+                path.display(),
+                skin[0],
+                skin[1],
+                skin[2]
+            );
+        }
+    }
+    Ok(())
+}
