@@ -15,8 +15,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 command -v taskset >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null; }
-# The same set-up the tests use (wheels, venv, espeak-ng), without running the tests.
+# The same set-up the tests use (wheels, venv, espeak-ng, the pinned livekit-server), without running the tests.
 scripts/setup.sh
+scripts/livekit-server.sh >/dev/null
 command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
 want=$(sha256sum tests/room/requirements.txt | cut -c1-16)
 if [ ! -x .venv-test/bin/python ] || [ "$(cat .venv-test/.stamp 2>/dev/null)" != "$want" ]; then

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (idempotently) and runs them all: formatting and lints, unit tests,
 # the model tests on the real ONNX Runtime, and the end-to-end tests (real supervisor and worker processes, the
-# LiveKit test room and LiveKit's Python SDK, each in its own network namespace: needs root and iproute2).
+# real livekit-server (built from the Go module proxy: needs Go), livekit-agents with livekit-plugins-bithuman,
+# LiveKit's Python SDK, and the LiveKit test room, each in its own network namespace: needs root and iproute2).
 #
 #   scripts/test.sh                 everything
 #   scripts/test.sh -E 'test(x)'    extra arguments go to cargo nextest (e.g. a filter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "test.sh: $*" >&2; }
+# How long each install and phase took, printed as it ends and summed up at the end.
+phase_start=$(date +%s)
+phases=()
+phase() {
+  local now
+  now=$(date +%s)
+  phases+=("$1: $((now - phase_start)) s")
+  say "$1 took $((now - phase_start)) s"
+  phase_start=$now
+}
 
 if [ "$(id -u)" != 0 ]; then
   echo "test.sh: the end-to-end tests create network namespaces and need root (run with sudo)" >&2
@@ -26,8 +37,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+phase "system packages"
+
 # The pinned run-time artifacts (ONNX Runtime, LiveKit's engine and its descriptors).
 scripts/setup.sh
+phase "pinned artifacts (scripts/setup.sh)"
+
+# The real LiveKit server the end-to-end tests run (the compose demo's version, built with `go install`).
+scripts/livekit-server.sh >/dev/null
+phase "livekit-server (scripts/livekit-server.sh)"
 
 # The test-side Python: the LiveKit test room (aiortc) and the agent (LiveKit's Python SDK), pinned.
 want=$(sha256sum tests/room/requirements.txt | cut -c1-16)
@@ -48,24 +66,31 @@ if [ ! -x .venv-agents/bin/python ] || [ "$(cat .venv-agents/.stamp 2>/dev/null)
   .venv-agents/bin/pip install --quiet --disable-pip-version-check -r tests/room/agents-requirements.txt
   echo "$want" > .venv-agents/.stamp
 fi
+phase "Python venvs"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+phase "cargo-nextest"
 
 say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
+phase "format and lints"
 
 say "building (release: the real-time tests need optimised code)"
 cargo build --release --workspace --bins --locked
+phase "build"
 
 say "tests"
 cargo nextest run --release --workspace --locked --no-fail-fast "$@"
+phase "tests"
 
 if [ -x scripts/validate-deploy.sh ] && [ $# -eq 0 ]; then
   say "deployment files"
   scripts/validate-deploy.sh
+  phase "deployment files"
 fi
+for p in "${phases[@]}"; do say "  $p"; done
 say "all green"

@@ -35,6 +35,11 @@ impl Agent {
         Self::spawn(cmd)
     }
 
+    /// Any helper that speaks the same way (commands on stdin, JSON-line events on stdout), e.g. the viewer.
+    pub fn from_command(cmd: Command) -> Self {
+        Self::spawn(cmd)
+    }
+
     fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -69,6 +74,11 @@ impl Agent {
             .unwrap_or_else(|| panic!("agent stdin closed"));
         writeln!(stdin, "{cmd}").unwrap_or_else(|e| panic!("agent command {cmd}: {e}"));
         let _ = stdin.flush();
+    }
+
+    /// Closes the helper's stdin (the helpers take that as "finish and exit").
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
     }
 
     pub fn expect(&mut self, event: &str, within: Duration) -> Value {

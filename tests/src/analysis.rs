@@ -450,19 +450,7 @@ pub fn received(report: &Value, identity: &str, mouth_at: (f64, f64)) -> Receive
                 .unwrap_or(0.0),
         );
     }
-    let rest = rest_picture(&frames, &video_t, &audio_t, &audio_env);
-    let raw: Vec<f64> = frames
-        .iter()
-        .map(|f| region_diff(&rest, &f.grid, mouth_at.0, mouth_at.1, 1))
-        .collect();
-    // Idle head motion drifts the whole face slowly (a tenth of a hertz); the mouth moves at syllable rate.
-    // Subtracting the rolling minimum over +-1 s keeps the mouth and drops the drift.
-    let mouth = (0..raw.len())
-        .map(|i| {
-            let window = &raw[i.saturating_sub(25)..(i + 26).min(raw.len())];
-            raw[i] - window.iter().copied().fold(f64::INFINITY, f64::min)
-        })
-        .collect();
+    let mouth = mouth_motion(&frames, &video_t, &audio_t, &audio_env, mouth_at);
     Received {
         frames,
         video_t,
@@ -500,6 +488,69 @@ fn rest_picture(frames: &[VideoFrame], video_t: &[f64], audio_t: &[f64], env: &[
             let mut v: Vec<u8> = chosen.iter().map(|&i| frames[i].grid[cell]).collect();
             v.sort_unstable();
             v.get(v.len() / 2).copied().unwrap_or(0)
+        })
+        .collect()
+}
+
+/// What a viewer in a real LiveKit room received from `identity` (the viewer's report, `tests/room/viewer.py`),
+/// on the viewer's arrival clock: the Python SDK hands out decoded frames, not RTP timestamps or sender
+/// reports, so times are when each decoded video frame and 10 ms audio frame came out of the engine. Good for
+/// frame rate, motion in speech against silence and the audio's content; not for A/V sync to the millisecond.
+pub fn received_by_viewer(report: &Value, identity: &str, mouth_at: (f64, f64)) -> Received {
+    let p = report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["identity"] == identity))
+        .cloned()
+        .unwrap_or_else(|| panic!("the viewer never saw {identity}"));
+    let frames = video_frames(&p, 0);
+    assert!(frames.len() > 50, "only {} frames decoded", frames.len());
+    let video_t: Vec<f64> = frames.iter().map(|f| f.at).collect();
+    let audio = received_audio(&p, 0);
+    let mut audio_t = Vec::new();
+    let mut audio_env = Vec::new();
+    for &(arrived, first, n, _) in &audio.frames {
+        let (a, b) = (first as usize, (first + n) as usize);
+        let Some(chunk) = audio.samples.get(a..b.min(audio.samples.len())) else {
+            continue;
+        };
+        audio_t.push(arrived);
+        audio_env.push(
+            envelope(chunk, chunk.len().max(1))
+                .first()
+                .copied()
+                .unwrap_or(0.0),
+        );
+    }
+    let mouth = mouth_motion(&frames, &video_t, &audio_t, &audio_env, mouth_at);
+    Received {
+        frames,
+        video_t,
+        mouth,
+        audio,
+        audio_t,
+        audio_env,
+    }
+}
+
+/// Mouth motion per frame against the portrait at rest, with the slow drift of idle head motion removed.
+fn mouth_motion(
+    frames: &[VideoFrame],
+    video_t: &[f64],
+    audio_t: &[f64],
+    audio_env: &[f64],
+    mouth_at: (f64, f64),
+) -> Vec<f64> {
+    let rest = rest_picture(frames, video_t, audio_t, audio_env);
+    let raw: Vec<f64> = frames
+        .iter()
+        .map(|f| region_diff(&rest, &f.grid, mouth_at.0, mouth_at.1, 1))
+        .collect();
+    // Idle head motion drifts the whole face slowly (a tenth of a hertz); the mouth moves at syllable rate.
+    // Subtracting the rolling minimum over +-1 s keeps the mouth and drops the drift.
+    (0..raw.len())
+        .map(|i| {
+            let window = &raw[i.saturating_sub(25)..(i + 26).min(raw.len())];
+            raw[i] - window.iter().copied().fold(f64::INFINITY, f64::min)
         })
         .collect()
 }

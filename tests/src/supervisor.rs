@@ -17,6 +17,8 @@ pub struct Supervisor {
     pub data_dir: PathBuf,
     pub http: reqwest::blocking::Client,
     log: Arc<Mutex<Vec<String>>>,
+    /// Sent as `api-secret` by [`Supervisor::get`] and [`Supervisor::post`] when set ([`Supervisor::authed`]).
+    secret: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -92,9 +94,26 @@ impl Supervisor {
             data_dir: data_dir.to_path_buf(),
             http,
             log,
+            secret: None,
         };
         s.wait_health(Duration::from_secs(15));
         s
+    }
+
+    /// From now on, `get` and `post` send `secret` (the supervisor runs with `API_SECRET`).
+    pub fn authed(mut self, secret: &str) -> Self {
+        self.secret = Some(secret.to_owned());
+        self
+    }
+
+    fn with_auth(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
+        match &self.secret {
+            Some(s) => req.header("api-secret", s),
+            None => req,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -169,8 +188,7 @@ impl Supervisor {
     /// GET `path`: (status, JSON body or Null).
     pub fn get(&self, path: &str) -> (u16, Value) {
         let r = self
-            .http
-            .get(self.url(path))
+            .with_auth(self.http.get(self.url(path)))
             .send()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = r.status().as_u16();
@@ -189,8 +207,7 @@ impl Supervisor {
 
     pub fn post(&self, path: &str) -> (u16, Value) {
         let r = self
-            .http
-            .post(self.url(path))
+            .with_auth(self.http.post(self.url(path)))
             .send()
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));
         let status = r.status().as_u16();

@@ -1,0 +1,260 @@
+//! End-to-end through the real stack users run: the pinned `livekit-server` (started by the harness in the
+//! test's namespace), a livekit-agents worker it dispatches a job to, whose `AgentSession` (espeak-ng TTS) has
+//! livekit-plugins-bithuman's own `AvatarSession(api_url=<lipcast>/launch)` as its avatar, and a viewer (LiveKit's
+//! Python SDK) that decodes `avatar_video` and `avatar_audio`. Real supervisor, real workers, real engine.
+//!
+//! Times here are on the viewer's arrival clock (the SDK hands out decoded frames without RTP timestamps), so
+//! these tests assert rates and motion with the suite's margins; sender-clock A/V sync stays with the test room
+//! (`session.rs`) for now.
+
+use std::time::Duration;
+
+use lipcast_e2e::analysis;
+use lipcast_e2e::{
+    AgentJob, JobScript, LiveKitServer, Supervisor, TestEnv, Viewer, in_namespace, paths,
+};
+use serde_json::Value;
+
+#[path = "common/face.rs"]
+mod face;
+use face::mouth_center;
+
+/// The plugin's default avatar identity.
+const AVATAR: &str = "bithuman-avatar-agent";
+const VIEWER: &str = "viewer";
+const SECRET: &str = "real-livekit-test-secret";
+const LIMIT: Duration = Duration::from_secs(300);
+/// `ParticipantInfo.Kind.AGENT` in LiveKit's protocol.
+const KIND_AGENT: u64 = 4;
+
+/// What the agent says, and the pause after each utterance (silence for the mouth to rest in).
+const UTTERANCES: [(&str, f64); 2] = [
+    (
+        "Hello there. My mom made a big apple pie for the whole family.",
+        4.0,
+    ),
+    ("Boats bob by the pier while people wave.", 4.0),
+];
+
+#[test]
+fn real_livekit_agent_session_json() {
+    in_namespace("real_livekit_agent_session_json", LIMIT, |env| {
+        agent_session(env, None)
+    });
+}
+
+#[test]
+fn real_livekit_agent_session_multipart() {
+    in_namespace("real_livekit_agent_session_multipart", LIMIT, |env| {
+        agent_session(env, Some("expression"))
+    });
+}
+
+fn unix(v: &Value) -> f64 {
+    v["unix"].as_f64().unwrap_or(f64::NAN)
+}
+
+/// The whole session: dispatch, launch by the plugin, first decoded frame, speech, the job's end.
+fn agent_session(env: &TestEnv, model: Option<&str>) {
+    let room = "real-room";
+    // Prerequisites first, with what to run when one is missing.
+    lipcast_e2e::livekit_server::binary();
+    paths::agents_python();
+    let lk = LiveKitServer::start(env);
+    println!(
+        "MEASURED livekit_server_ready_ms={} (livekit-server {})",
+        lk.started_in.as_millis(),
+        lipcast_e2e::livekit_server::pinned_version()
+    );
+    let sup = Supervisor::start(
+        &env.out_dir,
+        &[
+            ("AUTO_PREWARM", "true"),
+            ("WARM_WORKERS", "1"),
+            ("API_SECRET", SECRET),
+        ],
+    )
+    .authed(SECRET);
+    sup.wait_ready(Duration::from_secs(60));
+    sup.wait_warm(1, Duration::from_secs(60));
+    let mouth_at = mouth_center();
+
+    let script = JobScript {
+        model: model.map(str::to_owned),
+        api_url: sup.url("/launch"),
+        api_secret: SECRET.to_owned(),
+        avatar_image: paths::workspace().join("models/portraits/default.jpg"),
+        lead_in: 3.0,
+        utterances: UTTERANCES
+            .iter()
+            .map(|(t, p)| ((*t).to_owned(), *p))
+            .collect(),
+    };
+    let job = AgentJob::start(env, &lk.url(), &script);
+    // The viewer's join creates the room; the server dispatches the job; the plugin POSTs /launch.
+    let mut viewer = Viewer::start(env, &lk.url(), room, VIEWER);
+    let started = job.expect("job_started", Duration::from_secs(30));
+    let launching = job.expect("launching", Duration::from_secs(10));
+    let first = viewer
+        .events
+        .expect_where("first_frame", Duration::from_secs(30), |v| {
+            v["identity"] == AVATAR
+        });
+    let first_ms = (unix(&first) - unix(&launching)) * 1e3;
+    println!(
+        "MEASURED launch_to_first_decoded_frame_ms={first_ms:.0} (real livekit-server, warm pool, {} format; viewer joined -> job started {:.0} ms)",
+        if model.is_some() { "multipart" } else { "JSON" },
+        (unix(&started) - unix(&viewer.connected)) * 1e3
+    );
+    assert!(
+        first_ms < 5_000.0,
+        "first frame decoded only {first_ms:.0} ms after the launch"
+    );
+
+    // The task the plugin's request created.
+    let (_, tasks) = sup.get("/tasks");
+    let task = tasks["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["room_name"] == room))
+        .cloned()
+        .unwrap_or_else(|| panic!("no task for room {room}: {tasks}"));
+    let task_id = task["task_id"].as_str().unwrap_or_default().to_owned();
+    println!("task: {task}");
+
+    // The avatar is an agent publishing on behalf of the job's agent, as the server tells both sides.
+    let agent_identity = started["identity"].as_str().unwrap_or_default().to_owned();
+    let joined = job.expect("avatar_joined", Duration::from_secs(30));
+    println!("avatar as the agent sees it: {joined}");
+    assert_eq!(joined["kind"].as_u64(), Some(KIND_AGENT), "{joined}");
+    assert_eq!(
+        joined["attributes"]["lk.publish_on_behalf"].as_str(),
+        Some(agent_identity.as_str()),
+        "{joined}"
+    );
+    let seen = viewer
+        .events
+        .expect_where("participant_connected", Duration::from_secs(5), |v| {
+            v["identity"] == AVATAR
+        });
+    assert_eq!(seen["kind"].as_u64(), Some(KIND_AGENT), "{seen}");
+    // The agent's room I/O links the person, never its own avatar (lk.publish_on_behalf is honoured).
+    let linked = job.expect("linked", Duration::from_secs(20));
+    assert_eq!(linked["identity"].as_str(), Some(VIEWER), "{linked}");
+
+    // The job speaks, then ends; the plugin removes the avatar; the task completes.
+    let shutting = job.expect("shutting_down", Duration::from_secs(120));
+    let done = sup.wait_task(&task_id, Duration::from_secs(20), |t| {
+        t["status"] != "running" && t["status"] != "pending"
+    });
+    println!(
+        "MEASURED job_end_to_task_end: {done} (job ended at {:.3})",
+        unix(&shutting)
+    );
+    assert_eq!(done["status"], "completed", "{done}");
+    viewer
+        .events
+        .expect_where("participant_disconnected", Duration::from_secs(10), |v| {
+            v["identity"] == AVATAR
+        });
+
+    // playback_finished gave each utterance's true length.
+    let events = job.events();
+    let tts: Vec<&Value> = events.iter().filter(|e| e["event"] == "tts").collect();
+    let finished: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "playback_finished")
+        .collect();
+    assert_eq!(finished.len(), UTTERANCES.len(), "{events:?}");
+    for (fin, t) in finished.iter().zip(&tts) {
+        let (pos, truth) = (
+            fin["playback_position"].as_f64().unwrap_or(-1.0),
+            t["seconds"].as_f64().unwrap_or(0.0),
+        );
+        println!(
+            "MEASURED playback_finished position={pos:.4} s tts={truth:.4} s interrupted={}",
+            fin["interrupted"]
+        );
+        assert_eq!(fin["interrupted"], Value::Bool(false), "{fin}");
+        assert!((pos - truth).abs() < 0.04, "position {pos} vs {truth}");
+    }
+
+    let report = viewer.stop_and_report();
+    let avatar = report["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["identity"] == AVATAR))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(avatar["kind"].as_u64(), Some(KIND_AGENT), "{avatar}");
+    let rx = analysis::received_by_viewer(&report, AVATAR, mouth_at);
+
+    // Pacing on the viewer's clock, the first second (the encoder's start) skipped.
+    let (a0, a1) = (rx.video_t[0] + 1.0, rx.video_t[rx.video_t.len() - 1]);
+    let (fps, gap) = analysis::fps_and_max_gap(&rx.frames, a0, a1);
+    println!(
+        "MEASURED viewer fps={fps:.2} max_arrival_gap_ms={:.0} frames={} over {:.1} s ({}x{})",
+        gap * 1e3,
+        rx.frames.len(),
+        a1 - a0,
+        avatar["video"][0]["width"],
+        avatar["video"][0]["height"]
+    );
+    assert!(a1 - a0 > 15.0, "only {:.1} s of video", a1 - a0);
+    assert!((fps - 25.0).abs() <= 1.0, "fps {fps}");
+    // Arrival gaps include the viewer's own stalls (Python on 2 busy cores): a sanity bound only.
+    assert!(gap <= 1.0, "frames arrived with a {:.0} ms gap", gap * 1e3);
+
+    // The mouth moves during speech and rests in silence (arrival clock: wider margins than session.rs).
+    let loud = rx.loud();
+    let near_speech = |t: f64, margin: f64| loud.iter().any(|l| (l - t).abs() <= margin);
+    let (mut speech, mut silence) = (Vec::new(), Vec::new());
+    for (t, m) in rx.video_t.iter().zip(&rx.mouth) {
+        if near_speech(*t, 0.05) {
+            speech.push(*m);
+        } else if !near_speech(*t, 0.6) {
+            silence.push(*m);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let quiet = silence.iter().filter(|m| **m < 2.0).count() as f64 / silence.len().max(1) as f64;
+    println!(
+        "MEASURED mouth_motion speech={:.2} silence={:.2} still_in_silence={:.0}% ({} / {} frames)",
+        mean(&speech),
+        mean(&silence),
+        quiet * 100.0,
+        speech.len(),
+        silence.len()
+    );
+    assert!(
+        speech.len() > 50 && silence.len() > 100,
+        "{} speech, {} silent frames",
+        speech.len(),
+        silence.len()
+    );
+    assert!(
+        mean(&speech) > 3.0 * mean(&silence).max(0.5),
+        "the mouth does not follow the speech"
+    );
+    assert!(
+        quiet > 0.85,
+        "the mouth moves in silence ({:.0}% still)",
+        quiet * 100.0
+    );
+
+    // The avatar's audio is the speech the agent's TTS made.
+    let wav = tts[0]["wav"].as_str().unwrap_or_default();
+    let (rate, _, sent) = analysis::read_wav(wav);
+    let sent_env = analysis::envelope(&sent, (rate / 50) as usize);
+    let received_env = analysis::envelope(&rx.audio.samples, (rx.audio.rate / 50) as usize);
+    let (lag, _) = analysis::best_lag(&sent_env, &received_env, received_env.len() as i64);
+    // Pearson over the aligned window only (best_lag's figure uses the whole recording's mean, silence and all).
+    let start = usize::try_from(lag).unwrap_or(0);
+    let window = &received_env[start.min(received_env.len())..];
+    let corr = analysis::correlation(&sent_env, window);
+    println!("MEASURED audio envelope correlation={corr:.3} at lag {lag} x 20 ms");
+    assert!(
+        corr > 0.8,
+        "the avatar's audio is not the speech the agent sent (corr {corr:.3})"
+    );
+    drop(job);
+    drop(lk);
+}

@@ -1,0 +1,185 @@
+"""A viewer in a real LiveKit room: LiveKit's Python SDK (`livekit.rtc`, the same engine browsers' peers talk
+to), subscribing to the avatar's `avatar_video` and `avatar_audio` and decoding them, as a person watching
+would. It joins as a plain participant (its join creates the room, which makes livekit-server dispatch the
+agent job).
+
+Events, one JSON line each on stdout: connected, participant_connected {identity, kind, attributes},
+participant_disconnected, track_subscribed {identity, name, kind}, first_frame {identity, unix, width, height},
+disconnected. The report (written every second and at the end: stdin closed or SIGTERM) has the shape of
+tests/room/room.py's participant records, so the Rust analysis reads both:
+  {"t0_unix", "participants": [{"identity", "kind", "attributes",
+     "video": [{"frames", "first_at_unix", "arrivals": [[t, timestamp_us]], "grid": [base64 32x32 luma],
+                "width", "height"}],
+     "audio": [{"wav", "sample_rate", "channels", "arrivals": [[t, first_sample, samples, 0]]}]}]}
+Times `t` are seconds on this process's monotonic clock since t0 (t0_unix on the wall clock).
+
+usage: viewer.py --url URL --token JWT --report PATH --out-dir DIR
+"""
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import sys
+import time
+import wave
+
+import numpy as np
+from livekit import rtc
+
+T0 = time.monotonic()
+T0_UNIX = time.time()
+
+
+def now():
+    return time.monotonic() - T0
+
+
+def emit(event, **kw):
+    print(json.dumps({"event": event, "t": round(now(), 4), "unix": time.time(), **kw}), flush=True)
+
+
+class Viewer:
+    def __init__(self, args):
+        self.args = args
+        self.participants = {}
+        self.tasks = set()
+        self.writers = []
+
+    def record(self, p):
+        rec = self.participants.get(p.identity)
+        if rec is None:
+            rec = {"identity": p.identity, "kind": int(p.kind), "attributes": dict(p.attributes),
+                   "video": [], "audio": [], "left_at": None}
+            self.participants[p.identity] = rec
+        return rec
+
+    def spawn(self, coro):
+        t = asyncio.ensure_future(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def video(self, track, p):
+        rec = {"frames": 0, "first_at_unix": None, "arrivals": [], "grid": [], "width": 0, "height": 0,
+               "name": track.name}
+        self.record(p)["video"].append(rec)
+        stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420)
+        async for ev in stream:
+            t = now()
+            f = ev.frame
+            w, h = f.width, f.height
+            if rec["first_at_unix"] is None:
+                rec["first_at_unix"] = time.time()
+                emit("first_frame", identity=p.identity, width=w, height=h, unix=rec["first_at_unix"])
+            rec["frames"] += 1
+            rec["width"], rec["height"] = w, h
+            y = np.frombuffer(f.data, dtype=np.uint8, count=w * h).reshape(h, w)
+            gh, gw = (h // 32) * 32, (w // 32) * 32
+            grid = y[:gh, :gw].reshape(32, gh // 32, 32, gw // 32).mean(axis=(1, 3))
+            rec["arrivals"].append([t, ev.timestamp_us])
+            rec["grid"].append(base64.b64encode(grid.round().astype("uint8").tobytes()).decode())
+
+    async def audio(self, track, p):
+        idx = len(self.record(p)["audio"])
+        path = os.path.join(self.args.out_dir, f"viewer_{p.identity}_a{idx}.wav")
+        rate = 48000
+        rec = {"wav": path, "sample_rate": rate, "channels": 1, "arrivals": [], "samples": 0,
+               "name": track.name}
+        self.record(p)["audio"].append(rec)
+        w = wave.open(path, "wb")
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        self.writers.append(w)
+        stream = rtc.AudioStream(track, sample_rate=rate, num_channels=1)
+        try:
+            async for ev in stream:
+                f = ev.frame
+                data = bytes(f.data)
+                w.writeframes(data)
+                rec["arrivals"].append([now(), rec["samples"], f.samples_per_channel, 0])
+                rec["samples"] += f.samples_per_channel
+        finally:
+            self.close(w)
+
+    def close(self, w):
+        if w in self.writers:
+            self.writers.remove(w)
+            w.close()
+
+    def write_report(self):
+        tmp = self.args.report + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"t0_unix": T0_UNIX, "participants": list(self.participants.values())}, f)
+        os.replace(tmp, self.args.report)
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--token", required=True)
+    ap.add_argument("--report", required=True)
+    ap.add_argument("--out-dir", required=True)
+    args = ap.parse_args()
+    v = Viewer(args)
+    room = rtc.Room()
+
+    @room.on("participant_connected")
+    def on_join(p):
+        v.record(p)
+        emit("participant_connected", identity=p.identity, kind=int(p.kind), attributes=dict(p.attributes))
+
+    @room.on("participant_disconnected")
+    def on_leave(p):
+        v.record(p)["left_at"] = now()
+        emit("participant_disconnected", identity=p.identity)
+
+    @room.on("track_subscribed")
+    def on_track(track, pub, p):
+        emit("track_subscribed", identity=p.identity, name=pub.name, kind=int(track.kind))
+        if track.kind == rtc.TrackKind.KIND_VIDEO:
+            v.spawn(v.video(track, p))
+        else:
+            v.spawn(v.audio(track, p))
+
+    @room.on("disconnected")
+    def on_disc(reason):
+        emit("disconnected", reason=str(reason))
+
+    await room.connect(args.url, args.token, rtc.RoomOptions(auto_subscribe=True))
+    emit("connected", identity=room.local_participant.identity,
+         others=[p.identity for p in room.remote_participants.values()])
+    for p in room.remote_participants.values():
+        v.record(p)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(s, stop.set)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def stdin_closed():
+        while await reader.readline():
+            pass
+        stop.set()
+
+    v.spawn(stdin_closed())
+    while not stop.is_set():
+        v.write_report()
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except asyncio.TimeoutError:
+            pass
+    for w in list(v.writers):
+        v.close(w)
+    v.write_report()
+    emit("stopped")
+    sys.stdout.flush()
+    # The SDK's engine can abort while the interpreter tears down; the report is written.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,158 @@
+//! A whole voice agent as users run one (`tests/room/agent_job.py`): a `livekit-agents` worker registered with
+//! the real `livekit-server`, which dispatches it a job when a room is created; the job runs an
+//! `AgentSession` with espeak-ng TTS whose avatar is `livekit-plugins-bithuman`'s own
+//! `AvatarSession(api_url=<lipcast>/launch)`. The job follows a script (what to say, pauses) and writes JSON
+//! events to a file the test reads. Killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::netns::TestEnv;
+use crate::{LK_KEY, LK_SECRET};
+
+/// How the plugin is configured and what the job does.
+#[derive(Debug, Clone)]
+pub struct JobScript {
+    /// `None`: JSON (the plugin's default); `Some("expression")`: multipart.
+    pub model: Option<String>,
+    /// The `api_url` the plugin POSTs to (lipcast's `/launch`, maybe with `?async=true`).
+    pub api_url: String,
+    /// Sent as `api-secret` (JSON) or `Authorization: Bearer` (multipart).
+    pub api_secret: String,
+    /// A local portrait path (the plugin opens it and sends it as JPEG).
+    pub avatar_image: PathBuf,
+    /// Seconds to wait once the avatar's video is there, then each utterance and the pause after it.
+    pub lead_in: f64,
+    pub utterances: Vec<(String, f64)>,
+}
+
+/// The agents worker process and the events of the job(s) it ran.
+pub struct AgentJob {
+    child: Child,
+    events_path: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl AgentJob {
+    /// Starts the worker against the server at `url` and waits until it registered.
+    pub fn start(env: &TestEnv, url: &str, script: &JobScript) -> Self {
+        let events_path = env.out_dir.join("agent-job-events.jsonl");
+        let _ = std::fs::remove_file(&events_path);
+        let script_json = serde_json::json!({
+            "model": script.model, "api_url": script.api_url, "api_secret": script.api_secret,
+            "avatar_image": script.avatar_image, "lead_in": script.lead_in,
+            "utterances": script.utterances.iter().map(|(t, p)| serde_json::json!([t, p])).collect::<Vec<_>>(),
+        });
+        let mut child = Command::new(crate::paths::agents_python())
+            .arg(crate::paths::room_dir().join("agent_job.py"))
+            .arg("start")
+            .env("LIVEKIT_URL", url)
+            .env("LIVEKIT_API_KEY", LK_KEY)
+            .env("LIVEKIT_API_SECRET", LK_SECRET)
+            .env("LIPCAST_JOB_EVENTS", &events_path)
+            .env("LIPCAST_JOB_SCRIPT", script_json.to_string())
+            .env_remove("BITHUMAN_API_URL")
+            .env_remove("BITHUMAN_API_SECRET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting agent_job.py: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        for out in [
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let (log, tx) = (log.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    println!("agent-job> {line}");
+                    if line.contains("registered worker") {
+                        let _ = tx.send(());
+                    }
+                    log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
+        let job = Self {
+            child,
+            events_path,
+            log,
+        };
+        let t = Instant::now();
+        assert!(
+            rx.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "the livekit-agents worker did not register with livekit-server within 60 s; its log:\n{}",
+            job.log().join("\n")
+        );
+        println!("agents worker registered in {} ms", t.elapsed().as_millis());
+        job
+    }
+
+    /// Everything the worker printed.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The job's events so far.
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.events_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for the job event `event`; panics on an `error` event.
+    pub fn expect(&self, event: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let events = self.events();
+            if let Some(e) = events.iter().find(|e| e["event"] == "error") {
+                panic!("agent job error while waiting for {event}: {e}");
+            }
+            if let Some(e) = events.into_iter().find(|e| e["event"] == event) {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent job: no {event} within {within:?} (events: {:?})",
+                self.events()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AgentJob {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX)),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,253 @@
+//! The real `livekit-server` (the pinned release `scripts/livekit-server.sh` builds with `go install`), started
+//! inside the test's network namespace with a config of ours: our keys, one RTC UDP port and one TCP port,
+//! `node_ip` on the veth address (ICE ignores loopback). Killed on drop; its log stays in the test's out dir.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::netns::TestEnv;
+use crate::{LK_KEY, LK_SECRET, ROOM_IP};
+
+/// The pinned version: the `livekit/livekit-server` image tag of the compose demo, the one place that names it
+/// (`scripts/livekit-server.sh` reads the same line).
+pub fn pinned_version() -> String {
+    let compose = crate::paths::workspace().join("deploy/docker-compose.yml");
+    let text =
+        std::fs::read_to_string(&compose).unwrap_or_else(|e| panic!("{}: {e}", compose.display()));
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("image: livekit/livekit-server:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no livekit/livekit-server image in {}", compose.display()))
+}
+
+/// The built binary (`LIVEKIT_SERVER_BIN` overrides).
+pub fn binary() -> PathBuf {
+    let path = std::env::var_os("LIVEKIT_SERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            crate::paths::workspace()
+                .join(".tools/livekit-server")
+                .join(pinned_version())
+                .join("livekit-server")
+        });
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/livekit-server.sh (scripts/test.sh does; it needs Go)",
+        path.display()
+    );
+    path
+}
+
+/// Ports of one server: signalling (HTTP/WebSocket and the room service API), RTC over TCP, RTC over UDP (one
+/// port, muxed).
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub http: u16,
+    pub rtc_tcp: u16,
+    pub rtc_udp: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            http: 7880,
+            rtc_tcp: 7881,
+            rtc_udp: 7882,
+        }
+    }
+}
+
+/// A running `livekit-server`.
+pub struct LiveKitServer {
+    child: Option<Child>,
+    pub ports: Ports,
+    config: PathBuf,
+    log: PathBuf,
+    /// How long the last start took until the server answered.
+    pub started_in: Duration,
+}
+
+fn config_text(ports: Ports) -> String {
+    format!(
+        "# written by the lipcast tests (tests/src/livekit_server.rs)\n\
+         port: {http}\n\
+         bind_addresses: [\"{ROOM_IP}\"]\n\
+         rtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: {ROOM_IP}\n  use_external_ip: false\n\
+         keys:\n  {LK_KEY}: {LK_SECRET}\n\
+         logging:\n  level: info\n\
+         room:\n  empty_timeout: 30\n  departure_timeout: 5\n",
+        http = ports.http,
+        tcp = ports.rtc_tcp,
+        udp = ports.rtc_udp,
+    )
+}
+
+impl LiveKitServer {
+    /// Starts a server on the default ports and waits until it serves.
+    pub fn start(env: &TestEnv) -> Self {
+        Self::start_on(env, Ports::default())
+    }
+
+    pub fn start_on(env: &TestEnv, ports: Ports) -> Self {
+        let config = env.out_dir.join(format!("livekit-{}.yaml", ports.http));
+        std::fs::write(&config, config_text(ports))
+            .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        let log = env.out_dir.join(format!("livekit-{}.log", ports.http));
+        let mut s = Self {
+            child: None,
+            ports,
+            config,
+            log,
+            started_in: Duration::ZERO,
+        };
+        s.restart();
+        s
+    }
+
+    /// (Re)starts the process with the same config; waits until it answers HTTP.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "livekit-server is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.log.display()));
+        let err = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.log.display()));
+        let t = Instant::now();
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("LIVEKIT_KEYS")
+            .env_remove("LIVEKIT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting livekit-server: {e}"));
+        self.child = Some(child);
+        self.wait_serving(Duration::from_secs(20));
+        self.started_in = t.elapsed();
+    }
+
+    fn wait_serving(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.answers() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "livekit-server exited at start ({status}); log {}:\n{}",
+                    self.log.display(),
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "livekit-server did not answer within {within:?}; log {}:\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// True when `GET /` answers 200 (livekit-server's health check).
+    fn answers(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect_timeout(
+            &(
+                ROOM_IP.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+                self.ports.http,
+            )
+                .into(),
+            Duration::from_millis(500),
+        ) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: {ROOM_IP}\r\nConnection: close\r\n\r\n"
+        )
+        .is_err()
+        {
+            return false;
+        }
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.starts_with("HTTP/1.1 200")
+    }
+
+    /// The WebSocket URL clients join.
+    pub fn url(&self) -> String {
+        format!("ws://{ROOM_IP}:{}", self.ports.http)
+    }
+
+    /// Everything the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// `kill -9` (a crash): the process is gone, its rooms with it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (at most 10 s) for the exit; kills it after that.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap_or(i32::MAX)),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for LiveKitServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_config_names_our_keys_ports_and_node_ip() {
+        let c = super::config_text(super::Ports::default());
+        assert!(c.contains("port: 7880\n"), "{c}");
+        assert!(c.contains("udp_port: 7882"), "{c}");
+        assert!(c.contains("node_ip: 10.77.0.1"), "{c}");
+        assert!(
+            c.contains(&format!("{}: {}", crate::LK_KEY, crate::LK_SECRET)),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn the_pin_is_the_compose_demo_version() {
+        let v = super::pinned_version();
+        assert!(v.starts_with('v') && v.split('.').count() == 3, "{v}");
+    }
+}
