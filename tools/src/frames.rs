@@ -145,21 +145,8 @@ impl Tracker {
         models: &mut FaceModels,
         img: &RgbImage,
     ) -> anyhow::Result<Vec<[f32; 3]>> {
-        let (a, b) = (self.last[33], self.last[263]);
-        let angle = (b[1] - a[1]).atan2(b[0] - a[0]);
-        let (sin, cos) = angle.sin_cos();
-        let (mut u0, mut v0, mut u1, mut v1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for p in &self.last {
-            let (u, v) = (cos * p[0] + sin * p[1], -sin * p[0] + cos * p[1]);
-            u0 = u0.min(u);
-            v0 = v0.min(v);
-            u1 = u1.max(u);
-            v1 = v1.max(v);
-        }
-        let (uc, vc) = ((u0 + u1) / 2.0, (v0 + v1) / 2.0);
-        let (cx, cy) = (cos * uc - sin * vc, sin * uc + cos * vc);
         let mesh = models
-            .mesh(img, cx, cy, (u1 - u0).max(v1 - v0) * 1.5, angle)
+            .mesh_from_points(img, &self.last)
             .context("face mesh on a rendered frame")?;
         self.last = mesh.points.clone();
         Ok(mesh.points)
@@ -240,29 +227,6 @@ fn percentile(values: &mut [f32], q: f32) -> f32 {
     values[i]
 }
 
-fn pearson(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    if n < 3 {
-        return 0.0;
-    }
-    let (ma, mb) = (
-        a[..n].iter().sum::<f32>() / n as f32,
-        b[..n].iter().sum::<f32>() / n as f32,
-    );
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        let (x, y) = (a[i] - ma, b[i] - mb);
-        sab += x * y;
-        saa += x * x;
-        sbb += y * y;
-    }
-    if saa <= 0.0 || sbb <= 0.0 {
-        0.0
-    } else {
-        sab / (saa * sbb).sqrt()
-    }
-}
-
 /// Pearson r of the gap with the envelope, the gap shifted by `lag` frames (positive: mouth after the sound).
 fn r_at(clip: &TrackedClip, lag: i32) -> f32 {
     let n = clip.envelope.len() as i32;
@@ -274,7 +238,7 @@ fn r_at(clip: &TrackedClip, lag: i32) -> f32 {
             b.push(clip.envelope[k as usize]);
         }
     }
-    pearson(&a, &b)
+    eval::pearson(&a, &b)
 }
 
 /// Scores tracked clips.

@@ -10,3 +10,22 @@ pub mod frames;
 pub mod interior;
 pub mod portraits;
 pub mod sheet;
+
+use anyhow::Context;
+use lipcast_worker::{
+    avatar::FaceModels,
+    model::{Device, ModelPack, Runtime, RuntimeConfig},
+};
+
+/// ONNX Runtime on one CPU thread, the built-in pack and its face models: what every tool renders and tracks
+/// with.
+pub fn load_models() -> anyhow::Result<(Runtime, ModelPack, FaceModels)> {
+    let runtime = Runtime::new(RuntimeConfig {
+        device: Device::Cpu,
+        intra_threads: 1,
+    })
+    .context("starting ONNX Runtime (run scripts/setup.sh)")?;
+    let pack = ModelPack::builtin().context("loading the built-in pack")?;
+    let models = FaceModels::load(&runtime, &pack).context("loading the face models")?;
+    Ok((runtime, pack, models))
+}

@@ -4,21 +4,11 @@
 //! `lipcast-look measure` and tracked in docs/look/README.md.
 
 use lipcast_tools::{frames, portraits};
-use lipcast_worker::{
-    avatar::FaceModels,
-    eval,
-    model::{Device, ModelPack, Runtime, RuntimeConfig},
-};
+use lipcast_worker::eval;
 
 #[test]
 fn mouths_open_follow_speech_and_rest_in_silence_on_rendered_frames() {
-    let runtime = Runtime::new(RuntimeConfig {
-        device: Device::Cpu,
-        intra_threads: 1,
-    })
-    .expect("ONNX Runtime (run scripts/setup.sh)");
-    let pack = ModelPack::builtin().expect("built-in pack");
-    let mut models = FaceModels::load(&runtime, &pack).expect("face models");
+    let (runtime, pack, mut models) = lipcast_tools::load_models().expect("face models");
     let clips = eval::load_heldout(&portraits::models_dir().join("eval/mouth-heldout"))
         .expect("held-out voice");
     for portrait in portraits::committed(&mut models).expect("committed portraits") {

@@ -254,7 +254,8 @@ pub fn rms(pcm: &[f32], frames: usize) -> Vec<f32> {
         .collect()
 }
 
-fn pearson(a: &[f32], b: &[f32]) -> f32 {
+/// Pearson correlation of the common prefix of `a` and `b` (0 when either is constant or too short).
+pub fn pearson(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     if n < 2 {
         return 0.0;

@@ -9,11 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lipcast_tools::{frames, interior, portraits, sheet};
-use lipcast_worker::{
-    avatar::FaceModels,
-    eval,
-    model::{Device, ModelPack, Runtime, RuntimeConfig},
-};
+use lipcast_worker::eval;
 
 /// How the avatar looks, measured on rendered frames (the held-out voice through the real front end and
 /// renderer, the face mesh tracking every frame).
@@ -71,17 +67,6 @@ enum Command {
     },
 }
 
-fn setup() -> anyhow::Result<(Runtime, ModelPack, FaceModels)> {
-    let runtime = Runtime::new(RuntimeConfig {
-        device: Device::Cpu,
-        intra_threads: 1,
-    })
-    .context("starting ONNX Runtime (run scripts/setup.sh)")?;
-    let pack = ModelPack::builtin().context("loading the built-in pack")?;
-    let models = FaceModels::load(&runtime, &pack).context("loading the face models")?;
-    Ok((runtime, pack, models))
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let clips = eval::load_heldout(&portraits::models_dir().join("eval/mouth-heldout"))?;
@@ -91,7 +76,7 @@ fn main() -> anyhow::Result<()> {
             max_long_side,
             verbose,
         } => {
-            let (runtime, pack, mut models) = setup()?;
+            let (runtime, pack, mut models) = lipcast_tools::load_models()?;
             let mut all = portraits::committed(&mut models)?;
             if let Some(dir) = &dir {
                 all.extend(portraits::in_folder(dir)?);
@@ -146,7 +131,7 @@ fn main() -> anyhow::Result<()> {
             tile,
             scale,
         } => {
-            let (runtime, pack, mut models) = setup()?;
+            let (runtime, pack, mut models) = lipcast_tools::load_models()?;
             let mut all = portraits::committed(&mut models)?;
             if let Some(dir) = &dir {
                 all.extend(portraits::in_folder(dir)?);
@@ -183,7 +168,7 @@ fn main() -> anyhow::Result<()> {
             out,
             scale,
         } => {
-            let (_, _, mut models) = setup()?;
+            let (_, _, mut models) = lipcast_tools::load_models()?;
             let bytes = std::fs::read(&portrait)
                 .with_context(|| format!("reading {}", portrait.display()))?;
             let p = portraits::prepare(
@@ -220,7 +205,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", out.display());
         }
         Command::Interior => {
-            let (_, _, mut models) = setup()?;
+            let (_, _, mut models) = lipcast_tools::load_models()?;
             let default = portraits::committed(&mut models)?
                 .into_iter()
                 .next()

@@ -185,6 +185,29 @@ impl FaceModels {
         }))
     }
 
+    /// Runs the mesh on the crop that previous landmarks `points` give (MediaPipe's landmarks-to-ROI step): the
+    /// points' extent in the face's own axes (eyes level), 1.5 times its larger side.
+    pub fn mesh_from_points(
+        &mut self,
+        img: &RgbImage,
+        points: &[[f32; 3]],
+    ) -> Result<Mesh, PrepareError> {
+        let (a, b) = (points[33], points[263]);
+        let angle = (b[1] - a[1]).atan2(b[0] - a[0]);
+        let (sin, cos) = angle.sin_cos();
+        let (mut u0, mut v0, mut u1, mut v1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        for p in points {
+            let (u, v) = (cos * p[0] + sin * p[1], -sin * p[0] + cos * p[1]);
+            u0 = u0.min(u);
+            v0 = v0.min(v);
+            u1 = u1.max(u);
+            v1 = v1.max(v);
+        }
+        let (uc, vc) = ((u0 + u1) / 2.0, (v0 + v1) / 2.0);
+        let (cx, cy) = (cos * uc - sin * vc, sin * uc + cos * vc);
+        self.mesh(img, cx, cy, (u1 - u0).max(v1 - v0) * 1.5, angle)
+    }
+
     /// Runs the mesh on the square crop centred on (`cx`, `cy`) with side `side` (pixels), rotated by `angle`
     /// (radians, the face's roll: the crop is turned so that the eyes are level); pixels outside the image are
     /// black.

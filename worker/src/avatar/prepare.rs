@@ -140,21 +140,7 @@ impl FaceModels {
         if mesh.presence < PRESENCE_THRESHOLD {
             return Err(PrepareError::NoFaceDetected);
         }
-        let (a, b) = (mesh.points[33], mesh.points[263]);
-        let angle = (b[1] - a[1]).atan2(b[0] - a[0]);
-        let (sin, cos) = angle.sin_cos();
-        // Extent in the face's own axes.
-        let (mut u0, mut v0, mut u1, mut v1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for p in &mesh.points {
-            let (u, v) = (cos * p[0] + sin * p[1], -sin * p[0] + cos * p[1]);
-            u0 = u0.min(u);
-            v0 = v0.min(v);
-            u1 = u1.max(u);
-            v1 = v1.max(v);
-        }
-        let (uc, vc) = ((u0 + u1) / 2.0, (v0 + v1) / 2.0);
-        let (cx, cy) = (cos * uc - sin * vc, sin * uc + cos * vc);
-        let refined = self.mesh(&image, cx, cy, (u1 - u0).max(v1 - v0) * 1.5, angle)?;
+        let refined = self.mesh_from_points(&image, &mesh.points)?;
         if refined.presence >= PRESENCE_THRESHOLD {
             mesh = refined;
         }
