@@ -10,9 +10,10 @@ pub use generated::*;
 
 /// Bumped on any incompatible change to `worker.proto`. Carried by every `Health` call and reply; a
 /// supervisor and a worker of different versions refuse each other.
-pub const CONTRACT_VERSION: u32 = 1;
+pub const CONTRACT_VERSION: u32 = 2;
 
-/// gRPC metadata key of a StartSession refusal that is the caller's fault (`no_face`, `invalid_image`).
+/// gRPC metadata key of a StartSession or CheckPortrait refusal that is the caller's fault (`no_face`,
+/// `invalid_image`, `unusable_portrait`).
 pub const ERROR_CODE_KEY: &str = "lipcast-error";
 
 /// The `Ended.reason` codes a worker sends.

@@ -83,6 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 max_long_side: config.max_long_side,
             },
             memory_limit: config.worker_memory_limit(),
+            log_format: config.log_format,
         },
         warm_target: if config.auto_prewarm {
             config.warm_workers

@@ -31,6 +31,12 @@ impl Worker for OtherVersion {
     ) -> Result<Response<StartSessionReply>, Status> {
         Err(Status::unimplemented("double"))
     }
+    async fn check_portrait(
+        &self,
+        _: Request<CheckPortraitRequest>,
+    ) -> Result<Response<CheckPortraitReply>, Status> {
+        Err(Status::unimplemented("double"))
+    }
     type EventsStream = Stream;
     async fn events(&self, _: Request<EventsRequest>) -> Result<Response<Stream>, Status> {
         Err(Status::unimplemented("double"))

@@ -599,3 +599,77 @@ fn http_blocking_launch_and_named_avatars() {
     ));
     assert_eq!(t["avatar_id"], "astro");
 }
+
+/// The shipped portrait re-encoded as PNG: the same face in other bytes (a different launch).
+fn default_portrait_as_png() -> Vec<u8> {
+    let img = image::load_from_memory(&paths::default_portrait())
+        .unwrap_or_else(|e| panic!("decoding the default portrait: {e}"));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .unwrap_or_else(|e| panic!("encoding a PNG: {e}"));
+    out.into_inner()
+}
+
+#[test]
+fn http_repeated_launches_validate_first() {
+    let lk = launch::blackhole();
+    let sup = start("repeat", &[("MAX_SESSIONS", "2")]);
+    let with_image = |image: &[u8]| {
+        let mut body = json_launch(&lk, "room-r", "av-r");
+        body["image"] = STANDARD.encode(image).into();
+        body
+    };
+    let id = sup.launch(&json_launch(&lk, "room-r", "av-r"));
+
+    // A replay (the plugin retrying: same room, identity and portrait) gets the live session.
+    let (s, again) = sup.post_json("/launch", &json_launch(&lk, "room-r", "av-r"), &[]);
+    assert_eq!(
+        (s, again["task_id"].as_str()),
+        (200, Some(id.as_str())),
+        "{again}"
+    );
+
+    // Bad input gets its 4xx whatever state the room is in.
+    for (what, image, codes) in [
+        (
+            "a 1x1 PNG",
+            image_png(1, 1),
+            &["no_face", "invalid_image"][..],
+        ),
+        (
+            "a picture without a face",
+            image_png(320, 320),
+            &["no_face"][..],
+        ),
+        (
+            "a truncated PNG",
+            image_png(320, 320)[..200].to_vec(),
+            &["invalid_image"][..],
+        ),
+    ] {
+        let (s, r) = sup.post_json("/launch", &with_image(&image), &[]);
+        assert!(
+            s == 400 && codes.iter().any(|c| is_error(&r, c)),
+            "{what} for a busy room: {s} {r}"
+        );
+    }
+
+    // A different, valid launch for the room: 409 room_busy naming the live session.
+    let (s, busy) = sup.post_json("/launch", &with_image(&default_portrait_as_png()), &[]);
+    assert_eq!(s, 409, "{busy}");
+    assert!(is_error(&busy, "room_busy"), "{busy}");
+    assert_eq!(busy["task_id"], id.as_str(), "{busy}");
+
+    // Nothing was lost: the live session is the only one, untouched.
+    let (_, task) = sup.get(&format!("/tasks/{id}"));
+    assert_eq!(task["status"], "pending", "{task}");
+    let (_, list) = sup.get("/tasks");
+    assert_eq!(list["tasks"].as_array().map(Vec::len), Some(1), "{list}");
+
+    // Once it is stopped, the different launch starts a new session.
+    let (s, _) = sup.post(&format!("/tasks/{id}/stop"));
+    assert_eq!(s, 200);
+    let (s, fresh) = sup.post_json("/launch", &with_image(&default_portrait_as_png()), &[]);
+    assert_eq!(s, 200, "{fresh}");
+    assert_ne!(fresh["task_id"].as_str(), Some(id.as_str()), "{fresh}");
+}

@@ -236,7 +236,7 @@ fn stop_crash_and_hang(env: &TestEnv) {
 
     // The worker's own log lines reach the supervisor's log with the task id.
     assert!(
-        sup.log().iter().any(|l| l.contains("lipcast::worker")
+        sup.log().iter().any(|l| l.contains("lipcast_worker")
             && l.contains(&task)
             && l.contains("joined LiveKit room")),
         "worker log lines with the task id are missing"

@@ -304,6 +304,16 @@ impl Supervisor {
         }
     }
 
+    /// SIGTERM, wait for the exit, and everything it printed up to its end.
+    pub fn terminate_with_log(self, within: Duration) -> (ExitStatus, Vec<String>) {
+        let log = self.log.clone();
+        let status = self.terminate(within);
+        // The readers drain the pipes after the exit; give them a moment.
+        std::thread::sleep(Duration::from_millis(300));
+        let lines = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (status, lines)
+    }
+
     /// `kill -9` and reap.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

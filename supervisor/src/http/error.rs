@@ -10,6 +10,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// The live session a `room_busy` refusal is about.
+    pub task_id: Option<String>,
 }
 
 impl ApiError {
@@ -18,6 +20,15 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            task_id: None,
+        }
+    }
+
+    /// A different launch for a room whose avatar already has a live session (`task_id`).
+    pub fn room_busy(task_id: String, detail: impl Into<String>) -> Self {
+        Self {
+            task_id: Some(task_id),
+            ..Self::new(StatusCode::CONFLICT, "room_busy", detail)
         }
     }
 
@@ -74,11 +85,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.code, "detail": self.detail})),
-        )
-            .into_response()
+        let mut body = json!({"error": self.code, "detail": self.detail});
+        if let Some(task_id) = self.task_id {
+            body["task_id"] = task_id.into();
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 

@@ -12,12 +12,14 @@
 //! - [`process`]: spawning, exit notification, killing and reaping.
 //! - [`client`]: the gRPC client and the contract handshake.
 //! - [`worker`]: one worker: start-up, health monitor, stop and kill.
+//! - [`worker_log`]: the workers' log lines written through into the supervisor's log.
 //! - [`orphans`]: ending workers a crashed supervisor left behind.
 
 pub mod client;
 pub mod orphans;
 pub mod process;
 pub mod worker;
+mod worker_log;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -268,17 +270,8 @@ impl Pool {
                 || "the model pack is not in place yet".to_owned(),
             )));
         }
-        loop {
-            let next = self.idle().pop_front();
-            match next {
-                Some(ready) if ready.worker.is_alive() => {
-                    self.publish_count();
-                    self.wake();
-                    return Ok((ready, Source::Warm));
-                }
-                Some(_) => continue, // died while idle; its monitor already reaped it
-                None => break,
-            }
+        if let Some(ready) = self.take_idle() {
+            return Ok((ready, Source::Warm));
         }
         self.wake();
         let pool = self.clone();
@@ -298,6 +291,22 @@ impl Pool {
                     }
                 });
                 Err(PoolError::Timeout(within))
+            }
+        }
+    }
+
+    /// Takes a live warm worker if there is one; never starts one.
+    pub fn take_idle(&self) -> Option<Ready> {
+        loop {
+            let next = self.idle().pop_front();
+            match next {
+                Some(ready) if ready.worker.is_alive() => {
+                    self.publish_count();
+                    self.wake();
+                    return Some(ready);
+                }
+                Some(_) => continue, // died while idle; its monitor already reaped it
+                None => return None,
             }
         }
     }
@@ -349,8 +358,15 @@ impl Pool {
             };
             let free = self.inner.cfg.max_sessions.saturating_sub(active);
             let target = self.inner.cfg.warm_target.min(free);
-            let idle = self.idle().len() as u32;
-            let spawning = self.inner.spawning.load(Ordering::Acquire);
+            // Read together under the idle lock: a started worker moves from `spawning` to `idle` under it,
+            // so it is never counted twice or not at all (which started a second worker, then stopped one).
+            let (idle, spawning) = {
+                let idle = self.idle();
+                (
+                    idle.len() as u32,
+                    self.inner.spawning.load(Ordering::Acquire),
+                )
+            };
             let may_retry = self
                 .inner
                 .retry_at
@@ -363,16 +379,23 @@ impl Pool {
                     let pool = self.clone();
                     tokio::spawn(async move {
                         let started = pool.start_worker().await;
-                        pool.inner.spawning.fetch_sub(1, Ordering::AcqRel);
-                        if let Ok(ready) = started {
-                            if pool.inner.closed.load(Ordering::Acquire) {
+                        match started {
+                            Ok(ready) if !pool.inner.closed.load(Ordering::Acquire) => {
+                                let mut idle = pool.idle();
+                                idle.push_back(ready);
+                                pool.inner.spawning.fetch_sub(1, Ordering::AcqRel);
+                                drop(idle);
+                                pool.publish_count();
+                            }
+                            Ok(ready) => {
+                                pool.inner.spawning.fetch_sub(1, Ordering::AcqRel);
                                 ready
                                     .worker
                                     .stop("shutdown", Duration::from_secs(5), &pool.inner.metrics)
                                     .await;
-                            } else {
-                                pool.idle().push_back(ready);
-                                pool.publish_count();
+                            }
+                            Err(_) => {
+                                pool.inner.spawning.fetch_sub(1, Ordering::AcqRel);
                             }
                         }
                         pool.wake();

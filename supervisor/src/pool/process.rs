@@ -20,6 +20,8 @@ use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{oneshot, watch};
 
+use crate::config::LogFormat;
+
 /// The descriptor number the worker finds its guard pipe on.
 pub const GUARD_FD: i32 = 3;
 
@@ -47,6 +49,8 @@ pub struct SpawnSpec {
     pub socket: PathBuf,
     /// RLIMIT_AS in bytes (0: none).
     pub memory_limit: u64,
+    /// The supervisor's log format: the worker logs in it too, so its lines can be written through.
+    pub log_format: LogFormat,
 }
 
 /// How a worker process ended.
@@ -141,8 +145,14 @@ fn fork_worker(spec: &SpawnSpec) -> io::Result<(Child, OwnedFd, OwnedFd)> {
                 .iter()
                 .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
         )
-        // Workers log text; the supervisor re-emits each line in its own format with the task id.
-        .env("LOG_FORMAT", "text")
+        // Workers log in the supervisor's format; it writes their lines through (see `worker_log`).
+        .env(
+            "LOG_FORMAT",
+            match spec.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            },
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::from(out_write))
         .stderr(Stdio::from(out_write_err))

@@ -13,6 +13,8 @@ use tonic::Streaming;
 
 use super::client::{self, Client, ClientError};
 use super::process::{Process, SpawnSpec};
+use super::worker_log;
+use crate::config::LogFormat;
 use crate::metrics::Metrics;
 use crate::store::TaskStore;
 
@@ -25,6 +27,8 @@ const HUNG_AFTER: Duration = Duration::from_secs(5);
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// Time for a new worker to listen and answer its first health check.
 const CONNECT_WITHIN: Duration = Duration::from_secs(15);
+/// Time a stopped worker's monitor gets to remove its row after the exit.
+const FORGET_WITHIN: Duration = Duration::from_secs(2);
 /// Time to load and warm up the model pack.
 const PREPARE_WITHIN: Duration = Duration::from_secs(120);
 
@@ -52,6 +56,7 @@ pub struct WorkerConfig {
     pub run_dir: PathBuf,
     pub prepare: PrepareRequest,
     pub memory_limit: u64,
+    pub log_format: LogFormat,
 }
 
 pub struct Worker {
@@ -64,6 +69,9 @@ pub struct Worker {
     task: Arc<Mutex<Option<String>>>,
     /// Set when the supervisor killed it (so its exit is not counted as a crash).
     killed: AtomicBool,
+    /// Becomes true once its monitor has removed its socket and its row: a stop waits for that, so a
+    /// shutdown does not close the store under it.
+    forgotten: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -76,27 +84,6 @@ impl std::fmt::Debug for Worker {
 pub struct Ready {
     pub worker: Arc<Worker>,
     pub events: Streaming<Event>,
-}
-
-fn log_line(pid: u32, task: &Mutex<Option<String>>, line: &str) {
-    let task = task.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let task = task.as_deref().unwrap_or("-");
-    // Worker lines are tracing's text format, "<time> <LEVEL> <target>: <message>": keep the level, drop
-    // the worker's own timestamp (the supervisor's log adds one).
-    let mut parts = line.trim_start().splitn(3, char::is_whitespace);
-    let (_time, level) = (parts.next(), parts.next().unwrap_or(""));
-    let text = match level {
-        "ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE" => parts.next().unwrap_or("").trim_start(),
-        _ => line,
-    };
-    match level {
-        "ERROR" => tracing::error!(target: "lipcast::worker", pid, task_id = task, "{text}"),
-        "WARN" => tracing::warn!(target: "lipcast::worker", pid, task_id = task, "{text}"),
-        "DEBUG" | "TRACE" => {
-            tracing::debug!(target: "lipcast::worker", pid, task_id = task, "{text}")
-        }
-        _ => tracing::info!(target: "lipcast::worker", pid, task_id = task, "{text}"),
-    }
 }
 
 impl Worker {
@@ -113,13 +100,18 @@ impl Worker {
         let task: Arc<Mutex<Option<String>>> = Arc::default();
         let process = {
             let task = task.clone();
+            let log_format = cfg.log_format;
             Process::spawn(
                 SpawnSpec {
                     program: cfg.program.clone(),
                     socket: socket.clone(),
                     memory_limit: cfg.memory_limit,
+                    log_format: cfg.log_format,
                 },
-                move |pid, line| log_line(pid, &task, line),
+                move |pid, line| {
+                    let task = task.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    worker_log::forward(log_format, pid, task.as_deref(), line);
+                },
             )
             .await
             .map_err(|source| WorkerError::Spawn {
@@ -146,6 +138,7 @@ impl Worker {
             socket,
             task,
             killed: AtomicBool::new(false),
+            forgotten: tokio::sync::watch::Sender::new(false),
         });
         tokio::spawn(monitor(worker.clone(), store.clone(), metrics.clone()));
         match worker.clone().bring_up(cfg).await {
@@ -249,6 +242,8 @@ impl Worker {
             )
             .await;
         }
+        let mut forgotten = self.forgotten.subscribe();
+        let _ = tokio::time::timeout(FORGET_WITHIN, forgotten.wait_for(|f| *f)).await;
     }
 
     /// SIGTERM, a grace period, SIGKILL to the worker's process group; counted under `reason`.
@@ -318,4 +313,5 @@ async fn monitor(worker: Arc<Worker>, store: TaskStore, metrics: Metrics) {
     if let Err(e) = store.remove_worker(pid, worker.process.start_time).await {
         tracing::warn!(error = %e, "forgetting a reaped worker failed");
     }
+    worker.forgotten.send_replace(true);
 }

@@ -77,6 +77,17 @@ pub fn check(bytes: Bytes, max_pixels: u64) -> Result<Portrait, PortraitError> {
     })
 }
 
+impl Portrait {
+    /// sha256 of the bytes as lower-case hex: a repeated launch with the same portrait is a replay.
+    pub fn sha256_hex(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(&self.bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// True if an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Entropy-coded data
 /// never holds FF D9 (an FF byte in it is always followed by 00 or a restart marker), and a thumbnail's
 /// own markers come before the main image's last scan.

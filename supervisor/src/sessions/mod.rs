@@ -1,8 +1,10 @@
 //! The life of a session as the API sees it: admission, handing it to a worker, stop, the end, and waiting
-//! for the end. [`drive`] follows one running session's worker until it is over.
+//! for the end. [`drive`] follows one running session's worker until it is over; [`repeat`] answers a launch
+//! for a room whose avatar already has a live session.
 
 mod drive;
 mod figures;
+mod repeat;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +56,23 @@ struct Inner {
     ended: broadcast::Sender<Task>,
     shutting_down: AtomicBool,
     running: Mutex<HashMap<String, Running>>,
+}
+
+/// A worker's refusal of a portrait (INVALID_ARGUMENT) as the caller's 400.
+fn portrait_refused(status: &tonic::Status) -> ApiError {
+    let code = status
+        .metadata()
+        .get(ERROR_CODE_KEY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("invalid_image");
+    let code: &'static str = if code == "no_face" {
+        "no_face"
+    } else {
+        "invalid_image"
+    };
+    let detail = status.message().to_owned();
+    tracing::info!(%detail, "portrait refused");
+    ApiError::bad_request(code, detail)
 }
 
 /// 12 lowercase hex characters.
@@ -128,6 +147,7 @@ impl Sessions {
             return Err(ApiError::not_ready("the server is shutting down"));
         }
         let max = self.inner.config.max_sessions;
+        let portrait_sha256 = launch.portrait.as_ref().map(Portrait::sha256_hex);
         let new = NewTask {
             task_id: new_task_id(),
             room_name: launch.room_name.clone(),
@@ -136,13 +156,13 @@ impl Sessions {
             mode: launch.mode.clone(),
             prompt: launch.prompt.clone(),
             avatar_id: launch.avatar_id.clone(),
+            portrait_sha256: portrait_sha256.clone(),
         };
         let admitted = self.inner.store.admit(new, max).await;
         let task = match admitted {
             Ok(Admission::Created(task)) => task,
             Ok(Admission::Existing(task)) => {
-                tracing::info!(task_id = %task.task_id, room = %task.room_name, "repeated launch: returning the active task");
-                return Ok((task, false));
+                return self.repeated(task, &launch, portrait_sha256).await;
             }
             Ok(Admission::AtCapacity { active }) => {
                 return Err(ApiError::at_capacity(active, max));
@@ -209,21 +229,9 @@ impl Sessions {
         match answer {
             Ok(Ok(_)) => {}
             Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
-                let code = status
-                    .metadata()
-                    .get(ERROR_CODE_KEY)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("invalid_image");
-                let code: &'static str = if code == "no_face" {
-                    "no_face"
-                } else {
-                    "invalid_image"
-                };
-                let detail = status.message().to_owned();
-                tracing::info!(%detail, "portrait refused");
                 // Nothing started in that worker: it can serve the next launch.
                 self.inner.pool.give_back(ready).await;
-                return Err(ApiError::bad_request(code, detail));
+                return Err(portrait_refused(&status));
             }
             Ok(Err(status)) => {
                 worker.kill_for("excess", &self.inner.metrics).await;

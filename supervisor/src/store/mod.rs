@@ -39,6 +39,8 @@ pub struct NewTask {
     pub mode: Option<String>,
     pub prompt: Option<String>,
     pub avatar_id: Option<String>,
+    /// sha256 (hex) of the portrait; `None` for the shipped default.
+    pub portrait_sha256: Option<String>,
 }
 
 /// Outcome of [`TaskStore::admit`].
@@ -60,7 +62,8 @@ pub struct TaskStore {
 }
 
 const COLUMNS: &str = "task_id, room_name, identity, status, created_at, started_at, completed_at, error, \
-                       end_reason, model, mode, prompt, avatar_id, first_frame_ms, worker_pid, worker_start, stats";
+                       end_reason, model, mode, prompt, avatar_id, first_frame_ms, worker_pid, worker_start, stats, \
+                       portrait_sha256";
 
 impl TaskStore {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
@@ -103,8 +106,9 @@ impl TaskStore {
             return Ok(Admission::Existing(task));
         }
         let inserted = sqlx::query(
-            "INSERT INTO tasks (task_id, room_name, identity, status, created_at, model, mode, prompt, avatar_id) \
-             SELECT ?, ?, ?, 'pending', ?, ?, ?, ?, ? \
+            "INSERT INTO tasks (task_id, room_name, identity, status, created_at, model, mode, prompt, avatar_id, \
+             portrait_sha256) \
+             SELECT ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ? \
              WHERE (SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'running')) < ?",
         )
         .bind(&new.task_id)
@@ -115,6 +119,7 @@ impl TaskStore {
         .bind(&new.mode)
         .bind(&new.prompt)
         .bind(&new.avatar_id)
+        .bind(&new.portrait_sha256)
         .bind(max_sessions)
         .execute(&self.pool)
         .await?;

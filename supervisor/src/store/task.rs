@@ -65,6 +65,9 @@ pub struct Task {
     pub worker_pid: Option<i64>,
     #[serde(skip)]
     pub worker_start: Option<i64>,
+    /// sha256 (hex) of its portrait; `None` for the shipped default (tells a replay from another launch).
+    #[serde(skip)]
+    pub portrait_sha256: Option<String>,
 }
 
 impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for Task {
@@ -94,6 +97,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for Task {
             stats: row
                 .try_get::<Option<String>, _>("stats")?
                 .and_then(|s| serde_json::from_str(&s).ok()),
+            portrait_sha256: row.try_get("portrait_sha256")?,
         })
     }
 }

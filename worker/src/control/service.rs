@@ -7,10 +7,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lipcast_proto::worker_server::Worker;
 use lipcast_proto::{
-    BenchmarkReply, BenchmarkRequest, CONTRACT_VERSION, ERROR_CODE_KEY, Event, EventsRequest,
-    HealthReply, HealthRequest, PrepareReply, PrepareRequest, StartSessionReply,
-    StartSessionRequest, StopReply, StopRequest, TestFrameReply, TestFrameRequest, WorkerState,
-    event,
+    BenchmarkReply, BenchmarkRequest, CONTRACT_VERSION, CheckPortraitReply, CheckPortraitRequest,
+    ERROR_CODE_KEY, Event, EventsRequest, HealthReply, HealthRequest, PrepareReply, PrepareRequest,
+    StartSessionReply, StartSessionRequest, StopReply, StopRequest, TestFrameReply,
+    TestFrameRequest, WorkerState, event,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_stream::Stream;
@@ -133,6 +133,20 @@ impl WorkerService {
                 "this worker is serving a session",
             )),
         }
+    }
+}
+
+/// A portrait the worker cannot use, as the answer the supervisor turns into the caller's 4xx (or a 5xx when
+/// the fault is ours).
+fn portrait_refusal(err: PrepareError) -> Status {
+    match err {
+        PrepareError::NoFaceDetected => refusal("no_face", "No face detected".into()),
+        PrepareError::Unusable(why) => refusal("unusable_portrait", why),
+        PrepareError::Decode(e) => refusal(
+            "invalid_image",
+            format!("could not decode the portrait: {e}"),
+        ),
+        e @ PrepareError::Model(_) => Status::internal(e.to_string()),
     }
 }
 
@@ -311,22 +325,16 @@ impl Worker for WorkerService {
             tokio::task::spawn_blocking(move || p.prepare_portrait(&portrait_bytes)).await;
         let portrait = match portrait {
             Ok(Ok(portrait)) => portrait,
-            other => {
+            Ok(Err(e)) => {
                 // Nothing started: the worker stays prepared for another launch.
                 *lock(&self.shared.phase) = Phase::Prepared;
-                return Err(match other {
-                    Ok(Err(PrepareError::NoFaceDetected)) => {
-                        refusal("no_face", "No face detected".into())
-                    }
-                    Ok(Err(PrepareError::Unusable(why))) => refusal("unusable_portrait", why),
-                    Ok(Err(PrepareError::Decode(e))) => refusal(
-                        "invalid_image",
-                        format!("could not decode the portrait: {e}"),
-                    ),
-                    Ok(Err(e)) => Status::internal(e.to_string()),
-                    Err(e) => Status::internal(format!("portrait preparation panicked: {e}")),
-                    Ok(Ok(_)) => Status::internal("unreachable"),
-                });
+                return Err(portrait_refusal(e));
+            }
+            Err(e) => {
+                *lock(&self.shared.phase) = Phase::Prepared;
+                return Err(Status::internal(format!(
+                    "portrait preparation panicked: {e}"
+                )));
             }
         };
         let prepare_ms = requested_at.elapsed().as_secs_f64() * 1e3;
@@ -398,6 +406,19 @@ impl Worker for WorkerService {
         Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
             stream, Ok,
         ))))
+    }
+
+    async fn check_portrait(
+        &self,
+        request: Request<CheckPortraitRequest>,
+    ) -> Result<Response<CheckPortraitReply>, Status> {
+        let prepared = self.prepared()?;
+        let bytes = request.into_inner().portrait;
+        let checked = tokio::task::spawn_blocking(move || prepared.prepare_portrait(&bytes))
+            .await
+            .map_err(|e| Status::internal(format!("portrait check panicked: {e}")))?;
+        checked.map_err(portrait_refusal)?;
+        Ok(Response::new(CheckPortraitReply {}))
     }
 
     async fn stop(&self, request: Request<StopRequest>) -> Result<Response<StopReply>, Status> {

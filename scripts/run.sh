@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets up and runs the server on its embedded defaults: the pinned run-time artifacts (scripts/setup.sh),
+# a release build of the supervisor *and* the worker it starts (`cargo run --bin lipcast-supervisor` alone
+# would build only the supervisor's package), then the supervisor in the foreground.
+#
+#   scripts/run.sh                  port 8089, CPU, the built-in model pack, ./data
+#   scripts/run.sh --help           every setting (flags and environment variables)
+#   PORT=9000 scripts/run.sh        settings come from the environment or the flags
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --locked --bin lipcast-supervisor --bin lipcast-worker
+exec "${CARGO_TARGET_DIR:-target}/release/lipcast-supervisor" "$@"
