@@ -80,7 +80,7 @@ cargo clippy --release --workspace --all-targets --locked -- -D warnings
 phase "format and lints"
 
 say "building (release: the real-time tests need optimised code)"
-cargo build --release --workspace --bins --locked
+cargo build --release --locked --workspace --bins
 phase "build"
 
 say "tests"
