@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::{self, HeaderAuth};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::launch_request::{self, LaunchRequest, RawLaunch};
 use crate::portrait;
 use crate::sessions::Launch;
@@ -21,7 +21,7 @@ pub async fn launch(State(state): State<AppState>, request: Request) -> Result<R
     let label = match &result {
         Ok((_, created)) if *created => "accepted",
         Ok(_) => "existing",
-        Err(e) if e.code == "at_capacity" => "at_capacity",
+        Err(e) if e.code == ErrorCode::AtCapacity => "at_capacity",
         Err(e) if e.status.is_client_error() => "rejected",
         Err(_) => "error",
     };
@@ -49,14 +49,14 @@ async fn launch_inner(state: &AppState, request: Request) -> Result<(Response, b
     }
     let req = launch_request::validate(raw, query_async)?;
     let claims = token::read_claims(&req.livekit_token)
-        .map_err(|e| ApiError::bad_request("invalid_token", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidToken, e.to_string()))?;
     if let Some(room) = claims
         .room
         .as_deref()
         .filter(|r| !r.is_empty() && *r != req.room_name)
     {
         return Err(ApiError::bad_request(
-            "invalid_token",
+            ErrorCode::InvalidToken,
             format!(
                 "livekit_token is for room {room:?}, not room_name {:?}",
                 req.room_name
@@ -140,14 +140,14 @@ async fn read_body(state: &AppState, request: Request) -> Result<RawLaunch, ApiE
                         state.config.max_body_bytes
                     ))
                 } else {
-                    ApiError::bad_request("invalid_body", rejection.body_text())
+                    ApiError::bad_request(ErrorCode::InvalidBody, rejection.body_text())
                 }
             })?;
         launch_request::parse_json(&body)
     } else if content_type.starts_with("multipart/form-data") {
         let form = Multipart::from_request(request, state)
             .await
-            .map_err(|r| ApiError::bad_request("invalid_multipart", r.body_text()))?;
+            .map_err(|r| ApiError::bad_request(ErrorCode::InvalidMultipart, r.body_text()))?;
         launch_request::parse_multipart(form).await
     } else {
         Err(ApiError::unsupported_media_type(

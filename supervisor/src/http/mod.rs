@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::portrait::fetch::Fetcher;
 use crate::sessions::Sessions;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -64,7 +64,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not accept that method",
     )
 }

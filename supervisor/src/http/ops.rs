@@ -9,7 +9,7 @@ use lipcast_proto::{BenchmarkRequest, TestFrameRequest};
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::pool::client::Client;
 
 /// Upper bound on `iterations` (the worker clamps to the same).
@@ -57,7 +57,7 @@ pub async fn benchmark(
             .filter(|n| (1..=MAX_ITERATIONS).contains(n))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     format!("`iterations` must be a whole number from 1 to {MAX_ITERATIONS}"),
                 )
             })?,
