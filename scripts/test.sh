@@ -2,7 +2,8 @@
 # Installs everything the tests need (idempotently) and runs them all: formatting and lints, unit tests,
 # the model tests on the real ONNX Runtime, and the end-to-end tests (real supervisor and worker processes, the
 # real livekit-server (built from the Go module proxy: needs Go), livekit-agents with livekit-plugins-bithuman,
-# LiveKit's Python SDK, and the LiveKit test room, each in its own network namespace: needs root and iproute2).
+# LiveKit's Python SDK, and the LiveKit test room, each in its own network namespace: needs root and iproute2;
+# schemathesis against the OpenAPI document).
 #
 #   scripts/test.sh                 everything
 #   scripts/test.sh -E 'test(x)'    extra arguments go to cargo nextest (e.g. a filter)
@@ -65,6 +66,16 @@ if [ ! -x .venv-agents/bin/python ] || [ "$(cat .venv-agents/.stamp 2>/dev/null)
   python3 -m venv .venv-agents
   .venv-agents/bin/pip install --quiet --disable-pip-version-check -r tests/room/agents-requirements.txt
   echo "$want" > .venv-agents/.stamp
+fi
+
+# schemathesis, for the API test against the OpenAPI document (tests/e2e/openapi.rs), hash-pinned.
+want=$(sha256sum tests/api/requirements.txt | cut -c1-16)
+if [ ! -x .venv-api/bin/schemathesis ] || [ "$(cat .venv-api/.stamp 2>/dev/null)" != "$want" ]; then
+  say "creating .venv-api"
+  rm -rf .venv-api
+  python3 -m venv .venv-api
+  .venv-api/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/api/requirements.txt
+  echo "$want" > .venv-api/.stamp
 fi
 phase "Python venvs"
 

@@ -164,6 +164,10 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Print the OpenAPI 3.1 document of the HTTP API (as served at /openapi.json) and exit.
+    #[arg(long)]
+    pub openapi: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

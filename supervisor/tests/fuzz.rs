@@ -8,7 +8,7 @@ use std::io::Cursor;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart};
 use axum::http::Request;
-use lipcast_supervisor::http::error::ApiError;
+use lipcast_supervisor::http::error::{ApiError, ErrorCode};
 use lipcast_supervisor::http::launch_request::{self, RawLaunch};
 use lipcast_supervisor::portrait::fetch::{AllowRange, is_public};
 use lipcast_supervisor::portrait::{self, PortraitError};
@@ -29,7 +29,7 @@ fn assert_typed(result: Result<RawLaunch, ApiError>) -> Option<RawLaunch> {
         Ok(raw) => Some(raw),
         Err(e) => {
             assert!(e.status.is_client_error(), "{e:?}");
-            assert!(PARSE_CODES.contains(&e.code), "{e:?}");
+            assert!(PARSE_CODES.contains(&e.code.as_str()), "{e:?}");
             assert!(!e.detail.is_empty(), "{e:?}");
             None
         }
@@ -40,7 +40,7 @@ fn assert_typed(result: Result<RawLaunch, ApiError>) -> Option<RawLaunch> {
 fn validate_typed(raw: RawLaunch) {
     if let Err(e) = launch_request::validate(raw, None) {
         assert_eq!(
-            (e.status.as_u16(), e.code),
+            (e.status.as_u16(), e.code.as_str()),
             (400, "invalid_request"),
             "{e:?}"
         );
@@ -70,7 +70,7 @@ fn multipart(
             .expect("request");
         let form = Multipart::from_request(request, &())
             .await
-            .map_err(|r| ApiError::bad_request("invalid_multipart", r.body_text()))?;
+            .map_err(|r| ApiError::bad_request(ErrorCode::InvalidMultipart, r.body_text()))?;
         launch_request::parse_multipart(form).await
     })
 }

@@ -56,3 +56,16 @@ pub fn default_portrait() -> Vec<u8> {
     let p = workspace().join("models/portraits/default.jpg");
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// schemathesis in the API test venv (`LIPCAST_SCHEMATHESIS` overrides).
+pub fn schemathesis() -> PathBuf {
+    let bin = std::env::var_os("LIPCAST_SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv-api/bin/schemathesis"));
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/test.sh (it creates .venv-api from tests/api/requirements.txt)",
+        bin.display()
+    );
+    bin
+}

@@ -5,23 +5,50 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::AppState;
 use super::auth::{self, HeaderAuth};
-use super::error::ApiError;
+use super::bodies::{LaunchAccepted, LaunchAnswer, LaunchForm, LaunchJson};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::launch_request::{self, LaunchRequest, RawLaunch};
 use crate::portrait;
 use crate::sessions::Launch;
 use crate::token;
 
+#[utoipa::path(post, path = "/launch", tag = "sessions",
+    summary = "Start an avatar session in a LiveKit room",
+    description = "Idempotent per room and avatar identity (the plugin retries): the launch of a session \
+        that is already live answers with that session. The secret may also come as the `api_secret` field.",
+    params(
+        ("async" = Option<bool>, Query, description = "false: answer once the session has ended \
+            (the body field `async_mode` wins over it)"),
+        ("async_mode" = Option<bool>, Query, description = "Same as `async`"),
+    ),
+    request_body(content(
+        (LaunchJson = "application/json"),
+        (LaunchForm = "multipart/form-data"),
+    )),
+    security(("api_secret" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Asynchronous (the default): the admitted launch. With \
+            `async_mode=false`: the task once its session has ended.", body = LaunchAnswer),
+        (status = 400, description = "`invalid_request`, `invalid_json`, `invalid_body`, `invalid_multipart`, \
+            `invalid_token`, `invalid_image`, `image_fetch_failed`, `unknown_avatar` or `no_face`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 409, description = "`room_busy`: a different launch for a room whose avatar already has a \
+            live session; `task_id` names that session", body = ErrorBody),
+        (status = 413, description = "`too_large`: the body is larger than MAX_BODY_BYTES", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: neither JSON nor multipart", body = ErrorBody),
+        (status = 503, description = "`not_ready` (no prepared worker, shutting down), `at_capacity` or \
+            `unavailable`", body = ErrorBody),
+    ))]
 pub async fn launch(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     // Every launch is counted once, by how it ended (lipcast_launches_total{result}).
     let result = launch_inner(&state, request).await;
     let label = match &result {
         Ok((_, created)) if *created => "accepted",
         Ok(_) => "existing",
-        Err(e) if e.code == "at_capacity" => "at_capacity",
+        Err(e) if e.code == ErrorCode::AtCapacity => "at_capacity",
         Err(e) if e.status.is_client_error() => "rejected",
         Err(_) => "error",
     };
@@ -49,14 +76,14 @@ async fn launch_inner(state: &AppState, request: Request) -> Result<(Response, b
     }
     let req = launch_request::validate(raw, query_async)?;
     let claims = token::read_claims(&req.livekit_token)
-        .map_err(|e| ApiError::bad_request("invalid_token", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidToken, e.to_string()))?;
     if let Some(room) = claims
         .room
         .as_deref()
         .filter(|r| !r.is_empty() && *r != req.room_name)
     {
         return Err(ApiError::bad_request(
-            "invalid_token",
+            ErrorCode::InvalidToken,
             format!(
                 "livekit_token is for room {room:?}, not room_name {:?}",
                 req.room_name
@@ -100,11 +127,11 @@ async fn launch_inner(state: &AppState, request: Request) -> Result<(Response, b
         })
         .await?;
     if async_mode {
-        let body = json!({
-            "status": launched.status,
-            "task_id": launched.task_id,
-            "room_name": launched.room_name,
-        });
+        let body = LaunchAccepted {
+            status: launched.status,
+            task_id: launched.task_id,
+            room_name: launched.room_name,
+        };
         return Ok((Json(body).into_response(), created));
     }
     let done = state
@@ -140,14 +167,14 @@ async fn read_body(state: &AppState, request: Request) -> Result<RawLaunch, ApiE
                         state.config.max_body_bytes
                     ))
                 } else {
-                    ApiError::bad_request("invalid_body", rejection.body_text())
+                    ApiError::bad_request(ErrorCode::InvalidBody, rejection.body_text())
                 }
             })?;
         launch_request::parse_json(&body)
     } else if content_type.starts_with("multipart/form-data") {
         let form = Multipart::from_request(request, state)
             .await
-            .map_err(|r| ApiError::bad_request("invalid_multipart", r.body_text()))?;
+            .map_err(|r| ApiError::bad_request(ErrorCode::InvalidMultipart, r.body_text()))?;
         launch_request::parse_multipart(form).await
     } else {
         Err(ApiError::unsupported_media_type(

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 const MAX_URL_LEN: usize = 2048;
 const MAX_TOKEN_LEN: usize = 8192;
@@ -55,7 +55,7 @@ pub struct LaunchRequest {
 }
 
 fn bad(detail: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_request", detail)
+    ApiError::bad_request(ErrorCode::InvalidRequest, detail)
 }
 
 pub fn parse_bool(field: &str, s: &str) -> Result<bool, ApiError> {
@@ -121,13 +121,13 @@ fn json_string(
 pub fn parse_json(body: &Bytes) -> Result<RawLaunch, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!("request body is not valid JSON: {e}"),
         )
     })?;
     let Value::Object(obj) = value else {
         return Err(ApiError::bad_request(
-            "invalid_json",
+            ErrorCode::InvalidJson,
             "request body must be a JSON object",
         ));
     };
@@ -172,7 +172,7 @@ pub async fn parse_multipart(mut form: Multipart) -> Result<RawLaunch, ApiError>
             let bytes = field.bytes().await.map_err(multipart_error)?;
             if bytes.is_empty() {
                 return Err(ApiError::bad_request(
-                    "invalid_image",
+                    ErrorCode::InvalidImage,
                     "`avatar_image` is empty",
                 ));
             }
@@ -232,7 +232,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
         ApiError::too_large(e.body_text())
     } else {
         ApiError::bad_request(
-            "invalid_multipart",
+            ErrorCode::InvalidMultipart,
             format!("malformed multipart body: {}", e.body_text()),
         )
     }
@@ -339,8 +339,8 @@ mod tests {
         assert!(matches!(raw.image, Some(ImageSource::Bytes(ref b)) if b.as_ref() == b"hello"));
         assert_eq!(raw.avatar_id.as_deref(), Some("a1"));
         assert_eq!(json(r#"{"room_name": 5}"#).unwrap_err().status, 400);
-        assert_eq!(json("[1]").unwrap_err().code, "invalid_json");
-        assert_eq!(json("{").unwrap_err().code, "invalid_json");
+        assert_eq!(json("[1]").unwrap_err().code, ErrorCode::InvalidJson);
+        assert_eq!(json("{").unwrap_err().code, ErrorCode::InvalidJson);
         assert!(matches!(
             json(r#"{"image":"https://x/y.jpg"}"#).expect("url").image,
             Some(ImageSource::Url(_))

@@ -1,6 +1,8 @@
 //! The bitHuman-compatible HTTP API (axum).
 
+pub mod api_doc;
 pub mod auth;
+pub mod bodies;
 pub mod error;
 mod health;
 mod launch;
@@ -19,8 +21,9 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::portrait::fetch::Fetcher;
 use crate::sessions::Sessions;
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 
+/// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -47,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/openapi.json", get(api_doc::openapi_json))
         // /launch checks the secret itself: multipart may carry it as the `api_secret` field.
         .route("/launch", post(launch::launch))
         .merge(guarded)
@@ -64,7 +68,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not accept that method",
     )
 }

@@ -6,10 +6,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use lipcast_proto::{BenchmarkRequest, TestFrameRequest};
-use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
+use super::bodies::{Benchmark, Jpeg};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use crate::pool::client::Client;
 
 /// Upper bound on `iterations` (the worker clamps to the same).
@@ -39,10 +39,22 @@ where
     Ok(answer)
 }
 
+#[utoipa::path(post, path = "/benchmark", tag = "operations",
+    summary = "Time the render pipeline on a prepared worker",
+    params(("iterations" = Option<u32>, Query, minimum = 1, maximum = 2000,
+        description = "Frames to render (default 100)")),
+    security(("api_secret" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The measured figures", body = Benchmark),
+        (status = 400, description = "`invalid_request`: `iterations` out of range", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 503, description = "`not_ready`: no prepared worker; `unavailable`: the benchmark failed",
+            body = ErrorBody),
+    ))]
 pub async fn benchmark(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Benchmark>, ApiError> {
     // Parsed by hand: a typed `Query` would answer odd query strings with a plain-text rejection.
     let iterations = query.as_deref().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -57,7 +69,7 @@ pub async fn benchmark(
             .filter(|n| (1..=MAX_ITERATIONS).contains(n))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     format!("`iterations` must be a whole number from 1 to {MAX_ITERATIONS}"),
                 )
             })?,
@@ -68,27 +80,30 @@ pub async fn benchmark(
     .await?
     .map_err(|s| ApiError::internal("the benchmark failed", s.message()))?
     .into_inner();
-    let stages: serde_json::Map<String, serde_json::Value> = r
-        .stages
-        .iter()
-        .map(|s| (s.name.clone(), json!(s.avg_ms)))
-        .collect();
-    Ok(Json(json!({
-        "iterations": r.iterations,
-        "frames_per_generate": r.frames_per_generate,
-        "avg_ms": r.avg_ms,
-        "fps": r.fps,
-        "vram_gb": r.vram_gb,
-        "gpu": if r.gpu.is_empty() { serde_json::Value::Null } else { json!(r.gpu) },
-        "device": r.device,
-        "cpu": r.cpu,
-        "stages_ms": stages,
-        "width": r.width,
-        "height": r.height,
+    Ok(Json(Benchmark {
+        iterations: r.iterations,
+        frames_per_generate: r.frames_per_generate,
+        avg_ms: r.avg_ms,
+        fps: r.fps,
+        vram_gb: r.vram_gb,
+        gpu: Some(r.gpu).filter(|g| !g.is_empty()),
+        device: r.device,
+        cpu: r.cpu,
+        stages_ms: r.stages.into_iter().map(|s| (s.name, s.avg_ms)).collect(),
+        width: r.width,
+        height: r.height,
     }))
-    .into_response())
 }
 
+#[utoipa::path(get, path = "/test-frame", tag = "operations",
+    summary = "A rendered JPEG of the default portrait mid-speech",
+    security(("api_secret" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The frame", content_type = "image/jpeg", body = Jpeg),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 503, description = "`not_ready`: no prepared worker; `unavailable`: rendering failed",
+            body = ErrorBody),
+    ))]
 pub async fn test_frame(State(state): State<AppState>) -> Result<Response, ApiError> {
     let r = on_idle_worker(&state, |mut c| async move {
         c.test_frame(TestFrameRequest {}).await
@@ -100,6 +115,17 @@ pub async fn test_frame(State(state): State<AppState>) -> Result<Response, ApiEr
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics (OpenMetrics text)",
+    description = "Open unless the server runs with `METRICS_REQUIRE_AUTH=true`; then the API secret is \
+        required as on the other guarded routes.",
+    security((), ("api_secret" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The exposition",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "`unauthorized` (only with `METRICS_REQUIRE_AUTH=true`)", body = ErrorBody),
+        (status = 503, description = "`unavailable`: encoding the metrics failed", body = ErrorBody),
+    ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let _ = state.sessions.active_count().await;
     state

@@ -9,7 +9,7 @@ use std::path::Path;
 use bytes::Bytes;
 use image::{ImageFormat, ImageReader, Limits};
 
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::http::launch_request::ImageSource;
 use fetch::Fetcher;
 
@@ -111,14 +111,14 @@ pub async fn resolve(
         (Some(ImageSource::Url(url)), _) => fetcher
             .fetch(&url)
             .await
-            .map_err(|e| ApiError::bad_request("image_fetch_failed", e.to_string()))?,
+            .map_err(|e| ApiError::bad_request(ErrorCode::ImageFetchFailed, e.to_string()))?,
         (None, Some(id)) => named_avatar(avatars_dir, id).await?,
         (None, None) => return Ok(None),
     };
     let portrait = tokio::task::spawn_blocking(move || check(bytes, max_pixels))
         .await
         .map_err(|e| ApiError::internal("image check panicked", e))?
-        .map_err(|e| ApiError::bad_request("invalid_image", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidImage, e.to_string()))?;
     Ok(Some(portrait))
 }
 
@@ -131,7 +131,7 @@ async fn named_avatar(dir: &Path, id: &str) -> Result<Bytes, ApiError> {
         }
     }
     Err(ApiError::bad_request(
-        "unknown_avatar",
+        ErrorCode::UnknownAvatar,
         format!(
             "no portrait named {id:?} (looked for {}/{id}.jpg|.png|.webp)",
             dir.display()

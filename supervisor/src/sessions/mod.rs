@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, Worker};
 use crate::portrait::Portrait;
@@ -65,10 +65,10 @@ fn portrait_refused(status: &tonic::Status) -> ApiError {
         .get(ERROR_CODE_KEY)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("invalid_image");
-    let code: &'static str = if code == "no_face" {
-        "no_face"
+    let code = if code == "no_face" {
+        ErrorCode::NoFace
     } else {
-        "invalid_image"
+        ErrorCode::InvalidImage
     };
     let detail = status.message().to_owned();
     tracing::info!(%detail, "portrait refused");

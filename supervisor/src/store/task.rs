@@ -1,8 +1,10 @@
 //! A task record and its status.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a session is in its life: `pending` (admitted, joining), `running`, then one of the three ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pending,
@@ -40,20 +42,35 @@ impl Status {
 }
 
 /// One session as stored and as shown by `/tasks` (the seed's six fields first; never a token).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Task {
+    /// 12 characters, unique.
     pub task_id: String,
     pub room_name: String,
     pub status: Status,
+    /// RFC 3339, UTC.
     pub created_at: String,
+    /// When the session ended (RFC 3339, UTC); null while it is active.
+    #[schema(required = true)]
     pub completed_at: Option<String>,
+    /// Why a `failed` session failed.
+    #[schema(required = true)]
     pub error: Option<String>,
+    /// When the worker published the first frame (RFC 3339, UTC).
+    #[schema(required = true)]
     pub started_at: Option<String>,
+    /// Why the session ended (e.g. `stopped`, `idle`, `worker_exited`).
+    #[schema(required = true)]
     pub end_reason: Option<String>,
+    /// Milliseconds from the launch to the first published frame.
+    #[schema(required = true)]
     pub first_frame_ms: Option<i64>,
+    #[schema(required = true)]
     pub model: Option<String>,
+    #[schema(required = true)]
     pub avatar_id: Option<String>,
     /// The session's figures: live while it runs, stored when it ends.
+    #[schema(required = true, value_type = Option<Object>)]
     pub stats: Option<serde_json::Value>,
     #[serde(skip)]
     pub identity: String,
