@@ -3,6 +3,9 @@
 //! livekit-plugins-bithuman's own `AvatarSession(api_url=<lipcast>/launch)` as its avatar, and a viewer (LiveKit's
 //! Python SDK) that decodes `avatar_video` and `avatar_audio`. Real supervisor, real workers, real engine.
 //!
+//! Interruption (`lk.clear_buffer`) and the idle end go through the real server too
+//! ([`real_livekit_interrupt_then_idle`]).
+//!
 //! Times here are on the viewer's arrival clock (the SDK hands out decoded frames without RTP timestamps), so
 //! these tests assert rates and motion with the suite's margins; sender-clock A/V sync stays with the test room
 //! (`session.rs`) for now.
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use lipcast_e2e::analysis;
 use lipcast_e2e::{
-    AgentJob, JobScript, LiveKitServer, Supervisor, TestEnv, Viewer, in_namespace, paths,
+    AgentJob, JobScript, LiveKitServer, Supervisor, TestEnv, Utterance, Viewer, in_namespace, paths,
 };
 use serde_json::Value;
 
@@ -87,8 +90,9 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
         lead_in: 3.0,
         utterances: UTTERANCES
             .iter()
-            .map(|(t, p)| ((*t).to_owned(), *p))
+            .map(|(t, p)| Utterance::said(t, *p))
             .collect(),
+        stay: 0.0,
     };
     let job = AgentJob::start(env, &lk.url(), &script);
     // The viewer's join creates the room; the server dispatches the job; the plugin POSTs /launch.
@@ -255,6 +259,142 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
         corr > 0.8,
         "the avatar's audio is not the speech the agent sent (corr {corr:.3})"
     );
+    drop(job);
+    drop(lk);
+}
+
+/// The agent interrupts itself mid-sentence, says one more thing, then stays in the room silent, through the
+/// real server: `lk.clear_buffer` (sent by livekit-agents when the speech handle is interrupted) ends the
+/// segment with `lk.playback_finished{interrupted: true}` and the position really played, the next segment
+/// plays out whole, and lipcast ends the silent session itself (`completed`, reason `idle`) while the agent is
+/// still there, leaving the room.
+#[test]
+fn real_livekit_interrupt_then_idle() {
+    in_namespace(
+        "real_livekit_interrupt_then_idle",
+        LIMIT,
+        interrupt_then_idle,
+    );
+}
+
+fn interrupt_then_idle(env: &TestEnv) {
+    const CUT_AFTER: f64 = 1.2;
+    const IDLE_S: u64 = 8;
+    let room = "real-room";
+    lipcast_e2e::livekit_server::binary();
+    paths::agents_python();
+    let lk = LiveKitServer::start(env);
+    let idle = IDLE_S.to_string();
+    let sup = Supervisor::start(
+        &env.out_dir,
+        &[
+            ("API_SECRET", SECRET),
+            ("SESSION_IDLE_TIMEOUT", idle.as_str()),
+        ],
+    )
+    .authed(SECRET);
+    sup.wait_ready(Duration::from_secs(60));
+    sup.wait_warm(1, Duration::from_secs(60));
+    let script = JobScript {
+        model: None,
+        api_url: sup.url("/launch"),
+        api_secret: SECRET.to_owned(),
+        avatar_image: paths::workspace().join("models/portraits/default.jpg"),
+        lead_in: 2.0,
+        utterances: vec![
+            Utterance {
+                text: "One morning the whole village walked down to the harbour to watch the fishing boats \
+                       come home with their catch."
+                    .to_owned(),
+                pause: 1.0,
+                interrupt_after: Some(CUT_AFTER),
+            },
+            Utterance::said("Boats bob by the pier while people wave.", 0.5),
+        ],
+        stay: 30.0,
+    };
+    let job = AgentJob::start(env, &lk.url(), &script);
+    let mut viewer = Viewer::start(env, &lk.url(), room, VIEWER);
+    job.expect("launched", Duration::from_secs(60));
+    let (_, tasks) = sup.get("/tasks");
+    let task_id = tasks["tasks"][0]["task_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task: {tasks}"))
+        .to_owned();
+
+    // Silent from here on: lipcast ends the session after IDLE_S, the agent still in the room.
+    let staying = job.expect("staying", Duration::from_secs(120));
+    let done = sup.wait_task(&task_id, Duration::from_secs(IDLE_S + 15), |t| {
+        t["status"] != "running" && t["status"] != "pending"
+    });
+    let ended_after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(f64::NAN, |d| d.as_secs_f64())
+        - unix(&staying);
+    println!("MEASURED idle end {ended_after:.1} s after the agent fell silent: {done}");
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["end_reason"], "idle", "{done}");
+    // The idle clock starts when the last segment has finished playing (the TTS sends a whole utterance at
+    // once, seconds before it is heard), half a second before `staying`.
+    assert!(
+        ended_after >= IDLE_S as f64 - 1.5 && ended_after <= IDLE_S as f64 + 5.0,
+        "the idle end came {ended_after:.1} s after the agent fell silent, not about {IDLE_S} s"
+    );
+    let events = job.events();
+    assert!(
+        !events.iter().any(|e| e["event"] == "shutting_down"),
+        "the session must end on idle while the agent is still there: {events:?}"
+    );
+    viewer
+        .events
+        .expect_where("participant_disconnected", Duration::from_secs(10), |v| {
+            v["identity"] == AVATAR
+        });
+
+    // The interruption, as the agent's audio output reported it.
+    let of = |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == name).collect() };
+    let (started, cut, finished, tts) = (
+        of("playback_started"),
+        of("interrupting"),
+        of("playback_finished"),
+        of("tts"),
+    );
+    assert!(
+        started.len() == 2 && cut.len() == 1 && finished.len() == 2 && tts.len() == 2,
+        "{events:?}"
+    );
+    let position = |e: &Value| e["playback_position"].as_f64().unwrap_or(-1.0);
+    let heard = unix(cut[0]) - unix(started[0]);
+    let length = tts[0]["seconds"].as_f64().unwrap_or(0.0);
+    println!(
+        "MEASURED interrupted at {heard:.3} s of {length:.3} s: playback_finished position={:.3} s interrupted={}",
+        position(finished[0]),
+        finished[0]["interrupted"]
+    );
+    assert_eq!(
+        finished[0]["interrupted"],
+        Value::Bool(true),
+        "{}",
+        finished[0]
+    );
+    assert!(
+        (position(finished[0]) - heard).abs() < 0.3 && position(finished[0]) < length - 1.0,
+        "the interrupted segment's position is not what was played: {} vs {heard:.3} s heard",
+        finished[0]
+    );
+    let second = tts[1]["seconds"].as_f64().unwrap_or(0.0);
+    assert_eq!(
+        finished[1]["interrupted"],
+        Value::Bool(false),
+        "{}",
+        finished[1]
+    );
+    assert!(
+        (position(finished[1]) - second).abs() < 0.04,
+        "the next segment plays out whole: {} vs {second:.3} s",
+        finished[1]
+    );
+    drop(viewer);
     drop(job);
     drop(lk);
 }

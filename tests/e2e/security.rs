@@ -345,11 +345,31 @@ fn image_urls(env: &TestEnv) {
     api.refused(&at("/fake.jpg"), "invalid_image", "not JPEG, PNG or WebP");
     api.refused(&at("/noface.png"), "no_face", "No face detected");
     api.refused(&at("/missing.jpg"), "image_fetch_failed", "HTTP 404");
+    // A replay names the same portrait URL and gets the live session; another URL (even with the same bytes)
+    // is another portrait for that room and avatar: 409 room_busy.
+    let replay = |url: &str| {
+        let mut body = launch::body(&api.lk, "x", "replay-room", "replay-av", "agent");
+        body["image"] = Value::from(url);
+        sup.post_json("/launch", &body, &[])
+    };
+    let (s, first) = replay(&at("/face.jpg"));
+    assert_eq!(s, 200, "{first}");
+    let (s, again) = replay(&at("/face.jpg"));
+    assert_eq!((s, &again["task_id"]), (200, &first["task_id"]), "{again}");
+    let (s, busy) = replay(&at("/octet"));
+    assert_eq!(
+        (s, busy["error"].as_str()),
+        (409, Some("room_busy")),
+        "{busy}"
+    );
+    let first_id = first["task_id"].as_str().unwrap_or_default();
+    let (s, _) = sup.post(&format!("/tasks/{first_id}/stop"));
+    assert_eq!(s, 200);
     let (_, health) = sup.get("/health");
     assert_eq!(health["active_sessions"], 0, "{health}");
     let (_, tasks) = sup.get("/tasks");
     let tasks = tasks["tasks"].as_array().cloned().unwrap_or_default();
-    assert_eq!(tasks.len(), 6, "one task per admitted launch: {tasks:?}");
+    assert_eq!(tasks.len(), 7, "one task per admitted launch: {tasks:?}");
     assert!(
         tasks.iter().all(|t| t["status"] == "cancelled"),
         "{tasks:?}"

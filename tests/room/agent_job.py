@@ -9,9 +9,13 @@ avatar from the room).
 Configuration (environment; the job processes inherit it):
   LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET   the server (the plugin mints the avatar's token with them)
   LIPCAST_JOB_SCRIPT   JSON {api_url, api_secret, avatar_image, model (null: JSON; "expression": multipart),
-                             lead_in, utterances: [[text, pause_s], ...]}
+                             lead_in, utterances: [[text, pause_s, interrupt_after_s or null], ...],
+                             stay (seconds to stay, silent, before ending the job)}
+                       An utterance with interrupt_after_s is interrupted that long after its playout started
+                       (the agent's own interruption: the plugin sends lk.clear_buffer to the avatar).
   LIPCAST_JOB_EVENTS   a file: one JSON event per line (job_started, launching, launched, avatar_joined,
-                       linked, tts {text, wav, seconds}, saying, playback_finished, said, shutting_down, error)
+                       linked, tts {text, wav, seconds}, saying, playback_started, interrupting,
+                       playback_finished, said, staying, shutting_down, error)
 """
 import asyncio
 import json
@@ -105,6 +109,13 @@ async def run(ctx: JobContext, script):
     audio_out = session.output.audio
     audio_out.on("playback_finished", lambda ev: emit(
         "playback_finished", playback_position=ev.playback_position, interrupted=ev.interrupted))
+    playing = asyncio.Event()
+
+    def on_started(ev):
+        emit("playback_started", created_at=ev.created_at)
+        playing.set()
+
+    audio_out.on("playback_started", on_started)
     await session.start(
         agent=Agent(instructions="You are the lipcast test agent."),
         room=ctx.room,
@@ -118,12 +129,22 @@ async def run(ctx: JobContext, script):
     await asyncio.sleep(script.get("lead_in", 2.0))
     linked = session.room_io.linked_participant
     emit("linked", identity=linked.identity if linked else None)
-    for text, pause in script["utterances"]:
+    for text, pause, *rest in script["utterances"]:
+        cut = rest[0] if rest else None
+        playing.clear()
         emit("saying", text=text)
-        handle = session.say(text, allow_interruptions=False)
+        handle = session.say(text, allow_interruptions=cut is not None)
+        if cut is not None:
+            await asyncio.wait_for(playing.wait(), timeout=30)
+            await asyncio.sleep(cut)
+            emit("interrupting", text=text)
+            handle.interrupt()
         await handle.wait_for_playout()
         emit("said", text=text, interrupted=handle.interrupted)
         await asyncio.sleep(pause)
+    if script.get("stay"):
+        emit("staying", seconds=script["stay"])
+        await asyncio.sleep(script["stay"])
     emit("shutting_down")
     ctx.shutdown(reason="the test script is done")
 

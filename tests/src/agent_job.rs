@@ -28,7 +28,30 @@ pub struct JobScript {
     pub avatar_image: PathBuf,
     /// Seconds to wait once the avatar's video is there, then each utterance and the pause after it.
     pub lead_in: f64,
-    pub utterances: Vec<(String, f64)>,
+    pub utterances: Vec<Utterance>,
+    /// Seconds to stay in the room, silent, after the last utterance, before ending the job.
+    pub stay: f64,
+}
+
+/// One thing the agent says.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    pub text: String,
+    /// Seconds of silence after it.
+    pub pause: f64,
+    /// Interrupt it this many seconds after its playout started (`None`: it plays out whole).
+    pub interrupt_after: Option<f64>,
+}
+
+impl Utterance {
+    /// An utterance that plays out whole.
+    pub fn said(text: &str, pause: f64) -> Self {
+        Self {
+            text: text.to_owned(),
+            pause,
+            interrupt_after: None,
+        }
+    }
 }
 
 /// The agents worker process and the events of the job(s) it ran.
@@ -45,8 +68,10 @@ impl AgentJob {
         let _ = std::fs::remove_file(&events_path);
         let script_json = serde_json::json!({
             "model": script.model, "api_url": script.api_url, "api_secret": script.api_secret,
-            "avatar_image": script.avatar_image, "lead_in": script.lead_in,
-            "utterances": script.utterances.iter().map(|(t, p)| serde_json::json!([t, p])).collect::<Vec<_>>(),
+            "avatar_image": script.avatar_image, "lead_in": script.lead_in, "stay": script.stay,
+            "utterances": script.utterances.iter()
+                .map(|u| serde_json::json!([u.text, u.pause, u.interrupt_after]))
+                .collect::<Vec<_>>(),
         });
         let mut child = Command::new(crate::paths::agents_python())
             .arg(crate::paths::room_dir().join("agent_job.py"))

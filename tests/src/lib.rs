@@ -32,7 +32,7 @@ pub mod token;
 pub mod viewer;
 
 pub use agent::Agent;
-pub use agent_job::{AgentJob, JobScript};
+pub use agent_job::{AgentJob, JobScript, Utterance};
 pub use livekit_server::LiveKitServer;
 pub use netns::{TestEnv, in_namespace};
 pub use room::RoomProcess;

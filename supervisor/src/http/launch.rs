@@ -10,7 +10,7 @@ use super::AppState;
 use super::auth::{self, HeaderAuth};
 use super::bodies::{LaunchAccepted, LaunchAnswer, LaunchForm, LaunchJson};
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::launch_request::{self, LaunchRequest, RawLaunch};
+use super::launch_request::{self, ImageSource, LaunchRequest, RawLaunch};
 use crate::portrait;
 use crate::sessions::Launch;
 use crate::token;
@@ -104,6 +104,11 @@ async fn launch_inner(state: &AppState, request: Request) -> Result<(Response, b
         mode,
         async_mode,
     } = req;
+    // What makes a repeated launch a replay: the same portrait URL, else the same bytes.
+    let url_key = match &image {
+        Some(ImageSource::Url(url)) => Some(portrait::sha256_hex(format!("url:{url}").as_bytes())),
+        _ => None,
+    };
     let portrait = portrait::resolve(
         image,
         avatar_id.as_deref(),
@@ -112,6 +117,8 @@ async fn launch_inner(state: &AppState, request: Request) -> Result<(Response, b
         state.config.max_image_pixels,
     )
     .await?;
+    let portrait_key =
+        url_key.or_else(|| portrait.as_ref().map(|p| portrait::sha256_hex(&p.bytes)));
     let (launched, created) = state
         .sessions
         .launch(Launch {
@@ -120,6 +127,7 @@ async fn launch_inner(state: &AppState, request: Request) -> Result<(Response, b
             room_name,
             identity: claims.identity,
             portrait,
+            portrait_key,
             avatar_id,
             prompt,
             model,

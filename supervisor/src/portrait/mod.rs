@@ -77,15 +77,13 @@ pub fn check(bytes: Bytes, max_pixels: u64) -> Result<Portrait, PortraitError> {
     })
 }
 
-impl Portrait {
-    /// sha256 of the bytes as lower-case hex: a repeated launch with the same portrait is a replay.
-    pub fn sha256_hex(&self) -> String {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(&self.bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
+/// sha256 as lower-case hex (what tells a replayed launch from another: the portrait's bytes or URL).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// True if an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Entropy-coded data

@@ -30,6 +30,8 @@ pub struct Launch {
     pub room_name: String,
     pub identity: String,
     pub portrait: Option<Portrait>,
+    /// sha256 of the portrait's URL or bytes; `None` for the shipped default. Same key, same portrait.
+    pub portrait_key: Option<String>,
     pub avatar_id: Option<String>,
     pub prompt: Option<String>,
     pub model: Option<String>,
@@ -147,7 +149,6 @@ impl Sessions {
             return Err(ApiError::not_ready("the server is shutting down"));
         }
         let max = self.inner.config.max_sessions;
-        let portrait_sha256 = launch.portrait.as_ref().map(Portrait::sha256_hex);
         let new = NewTask {
             task_id: new_task_id(),
             room_name: launch.room_name.clone(),
@@ -156,13 +157,13 @@ impl Sessions {
             mode: launch.mode.clone(),
             prompt: launch.prompt.clone(),
             avatar_id: launch.avatar_id.clone(),
-            portrait_sha256: portrait_sha256.clone(),
+            portrait_sha256: launch.portrait_key.clone(),
         };
         let admitted = self.inner.store.admit(new, max).await;
         let task = match admitted {
             Ok(Admission::Created(task)) => task,
             Ok(Admission::Existing(task)) => {
-                return self.repeated(task, &launch, portrait_sha256).await;
+                return self.repeated(task, &launch).await;
             }
             Ok(Admission::AtCapacity { active }) => {
                 return Err(ApiError::at_capacity(active, max));

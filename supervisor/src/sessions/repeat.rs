@@ -1,7 +1,7 @@
 //! A launch for a room whose avatar (the same LiveKit identity) already has a live session.
 //!
 //! livekit-plugins-bithuman retries a launch that failed or timed out with the same request; such a replay
-//! (same room, same identity, same portrait) is answered with the live session, so a retry never starts a
+//! (same room, same identity, same portrait: the same bytes, or the same URL) is answered with the live session, so a retry never starts a
 //! second avatar. Any other launch for that room and identity is judged as a new one would be (a portrait
 //! without a usable face still gets its 400) and then refused with `409 room_busy` naming the live task: two
 //! sessions cannot publish as one participant, and ending a live call because a second request arrived would
@@ -22,9 +22,8 @@ impl Sessions {
         &self,
         task: Task,
         launch: &Launch,
-        portrait_sha256: Option<String>,
     ) -> Result<(Task, bool), ApiError> {
-        if task.portrait_sha256 == portrait_sha256 {
+        if task.portrait_sha256 == launch.portrait_key {
             tracing::info!(task_id = %task.task_id, room = %task.room_name,
                 "repeated launch: returning the active task");
             return Ok((task, false));

@@ -333,6 +333,7 @@ async fn publish_and_run(
         decoders: HashMap::new(),
         started_at: Instant::now(),
         last_audio: Instant::now(),
+        playing: 0,
         agent_present: false,
         reconnecting_since: None,
         requested_at: spec.requested_at,
@@ -420,7 +421,11 @@ struct SessionState {
     rpc: UnboundedSender<RpcCall>,
     decoders: HashMap<String, SegmentDecoder>,
     started_at: Instant,
+    /// When agent audio last arrived or a segment last finished playing: the idle clock starts there, so a
+    /// long utterance sent in one burst is not "idle" while it still plays.
     last_audio: Instant,
+    /// Segments started and not yet finished (no idle end while one plays).
+    playing: u32,
     agent_present: bool,
     reconnecting_since: Option<Instant>,
     requested_at: Instant,
@@ -543,6 +548,7 @@ impl SessionState {
                 });
             }
             LoopOutput::Started(s) => {
+                self.playing += 1;
                 self.emit(SessionEvent::SegmentStarted {
                     segment: s.segment,
                     sample_rate: s.sample_rate,
@@ -551,6 +557,8 @@ impl SessionState {
                 let _ = self.rpc.send(RpcCall::Started);
             }
             LoopOutput::Finished(f) => {
+                self.playing = self.playing.saturating_sub(1);
+                self.last_audio = Instant::now();
                 tracing::info!(
                     segment = f.segment,
                     position_s = f.position_s,
@@ -591,6 +599,7 @@ impl SessionState {
             ));
         }
         if let Some(idle) = self.settings.idle_timeout
+            && self.playing == 0
             && now.duration_since(self.last_audio) >= idle
         {
             tracing::info!(idle_s = idle.as_secs(), "no audio for the idle timeout");
