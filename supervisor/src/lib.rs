@@ -50,6 +50,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for dir in [config.data_dir.clone(), config.run_dir()] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    // A Unix socket path holds at most 107 bytes: with a deeper DATA_DIR every worker would fail to listen,
+    // and the pool would retry forever. Say so once, at start-up.
+    let longest_socket = config.run_dir().join("worker-4194304-999999.sock");
+    if longest_socket.as_os_str().len() > 107 {
+        anyhow::bail!(
+            "DATA_DIR is too deep for the workers' sockets: {} is {} bytes, and a Unix socket path holds at most 107; use a shorter DATA_DIR",
+            longest_socket.display(),
+            longest_socket.as_os_str().len()
+        );
+    }
     let worker_bin = pool::process::worker_binary(config.worker_bin.as_deref())
         .context("locating lipcast-worker")?;
     if !worker_bin.is_file() {

@@ -398,3 +398,94 @@ fn interrupt_then_idle(env: &TestEnv) {
     drop(job);
     drop(lk);
 }
+
+/// Tokens the real server refuses: signed with another key, or expired. The task ends `failed` with a reason a
+/// person understands, quickly, and the slot is free at once; a token for another room never gets that far
+/// (`400 invalid_token` at the launch).
+#[test]
+fn real_livekit_refused_tokens() {
+    // A short name: the data dir (and the workers' sockets under it) is named after the test.
+    in_namespace("real_livekit_refused_tokens", LIMIT, refused_tokens);
+}
+
+fn refused_tokens(env: &TestEnv) {
+    lipcast_e2e::livekit_server::binary();
+    let lk = LiveKitServer::start(env);
+    let sup = Supervisor::start(&env.out_dir, &[("MAX_SESSIONS", "1")]);
+    sup.wait_ready(Duration::from_secs(60));
+    let with_token = |room: &str, token: String| {
+        let mut body = lipcast_e2e::launch::body(&lk.url(), "unused", room, "avatar", "agent");
+        body["livekit_token"] = Value::from(token);
+        body
+    };
+    let cases = [
+        (
+            "signed with another key",
+            lipcast_e2e::token::mint(
+                "another-secret-of-at-least-32-characters",
+                "avatar",
+                "room-key",
+                "agent",
+                &[],
+            ),
+            "room-key",
+        ),
+        (
+            "expired",
+            lipcast_e2e::token::expired(lipcast_e2e::LK_SECRET, "avatar", "room-exp"),
+            "room-exp",
+        ),
+    ];
+    for (what, token, room) in cases {
+        let t = std::time::Instant::now();
+        let id = sup.launch(&with_token(room, token));
+        let done = sup.wait_task(&id, Duration::from_secs(20), |t| {
+            t["status"] != "running" && t["status"] != "pending"
+        });
+        let took = t.elapsed();
+        println!("MEASURED token {what}: {} ms -> {done}", took.as_millis());
+        assert_eq!(done["status"], "failed", "{what}: {done}");
+        let error = done["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("refused") || error.contains("token") || error.contains("401"),
+            "{what}: the reason does not say the server refused the token: {error:?}"
+        );
+        assert!(
+            took < Duration::from_secs(15),
+            "{what}: ended after {took:?}"
+        );
+        // The server echoes a refused token in its answer; a token is a credential, never stored or shown.
+        assert!(
+            !done.to_string().contains("eyJ"),
+            "{what}: the task shows the token: {error:?}"
+        );
+        let leaks: Vec<String> = sup
+            .log()
+            .iter()
+            .filter(|l| l.contains("eyJ"))
+            .map(|l| l.chars().take(160).collect())
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "{what}: the log shows the token: {leaks:#?}"
+        );
+        let (_, health) = sup.get("/health");
+        assert_eq!(
+            health["active_sessions"], 0,
+            "{what}: the slot is not free: {health}"
+        );
+    }
+    // A token for another room than `room_name`: refused before any session exists.
+    let mut body = with_token(
+        "room-a",
+        lipcast_e2e::token::mint(lipcast_e2e::LK_SECRET, "avatar", "room-b", "agent", &[]),
+    );
+    body["room_name"] = Value::from("room-a");
+    let (s, r) = sup.post_json("/launch", &body, &[]);
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (400, Some("invalid_token")),
+        "{r}"
+    );
+    drop(lk);
+}

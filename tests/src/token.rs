@@ -53,6 +53,23 @@ pub fn mint(
             .collect();
         claims["attributes"] = Value::Object(map);
     }
+    sign(secret, &claims)
+}
+
+/// A token of the test keys' shape for `identity` in `room` that expired a minute ago.
+pub fn expired(secret: &str, identity: &str, room: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = json!({
+        "iss": crate::LK_KEY, "sub": identity, "name": identity, "nbf": now - 3600, "exp": now - 60,
+        "kind": "agent",
+        "video": {"roomJoin": true, "room": room, "canPublish": true, "canSubscribe": true, "canPublishData": true},
+    });
+    sign(secret, &claims)
+}
+
+fn sign(secret: &str, claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signing = format!("{header}.{payload}");

@@ -148,17 +148,19 @@ impl Engine {
     fn route(&'static self, msg: ffi_event::Message) {
         if let ffi_event::Message::Logs(batch) = &msg {
             for r in &batch.records {
+                // The engine's messages may quote the access token (a refused join does): never log it.
+                let message = super::error::redact_tokens(&r.message);
                 match r.level() {
                     LogLevel::LogError => {
-                        tracing::error!(target: "livekit_ffi", "{}: {}", r.target, r.message)
+                        tracing::error!(target: "livekit_ffi", "{}: {message}", r.target)
                     }
                     LogLevel::LogWarn => {
-                        tracing::warn!(target: "livekit_ffi", "{}: {}", r.target, r.message)
+                        tracing::warn!(target: "livekit_ffi", "{}: {message}", r.target)
                     }
                     LogLevel::LogInfo => {
-                        tracing::debug!(target: "livekit_ffi", "{}: {}", r.target, r.message)
+                        tracing::debug!(target: "livekit_ffi", "{}: {message}", r.target)
                     }
-                    _ => tracing::trace!(target: "livekit_ffi", "{}: {}", r.target, r.message),
+                    _ => tracing::trace!(target: "livekit_ffi", "{}: {message}", r.target),
                 }
             }
             return;

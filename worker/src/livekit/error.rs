@@ -51,8 +51,10 @@ pub enum LiveKitError {
 }
 
 impl LiveKitError {
-    /// Classify the engine's connect error string.
+    /// Classify the engine's connect error string (with any access token in it redacted: the server echoes
+    /// a refused token, and the message becomes the task's `error`).
     pub(crate) fn from_connect_error(msg: String) -> Self {
+        let msg = redact_tokens(&msg);
         let lower = msg.to_ascii_lowercase();
         if lower.contains("401")
             || lower.contains("403")
@@ -78,9 +80,52 @@ impl LiveKitError {
     }
 }
 
+/// `msg` with every JWT in it (three base64url parts, the first a JSON header: `eyJ…`) replaced by
+/// `<token>`. A LiveKit token is a credential: it is never logged or stored.
+pub(crate) fn redact_tokens(msg: &str) -> String {
+    let is_b64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(at) = rest.find("eyJ") {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let len = from
+            .find(|c: char| !(is_b64url(c) || c == '.'))
+            .unwrap_or(from.len());
+        let candidate = &from[..len];
+        if candidate.split('.').count() == 3 {
+            out.push_str("<token>");
+        } else {
+            out.push_str(candidate);
+        }
+        rest = &from[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_redacted_from_engine_messages() {
+        let msg = "engine: signal failure: client error: 401 Unauthorized - invalid token: \
+                   eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln-_x, then more; \
+                   wss://h/rtc?access_token=eyJhbGciOiJIUzI1NiJ9.eyJ9.abc&auto_subscribe=1";
+        let clean = redact_tokens(msg);
+        assert!(!clean.contains("eyJ"), "{clean}");
+        assert_eq!(clean.matches("<token>").count(), 2, "{clean}");
+        assert!(
+            clean.contains("401 Unauthorized - invalid token: <token>, then more"),
+            "{clean}"
+        );
+        assert_eq!(redact_tokens("eyJust a word"), "eyJust a word");
+        assert!(matches!(
+            LiveKitError::from_connect_error(msg.into()),
+            LiveKitError::Unauthorized(m) if !m.contains("eyJ")
+        ));
+    }
 
     #[test]
     fn classifies_connect_errors() {
