@@ -489,3 +489,86 @@ fn refused_tokens(env: &TestEnv) {
     );
     drop(lk);
 }
+
+/// `livekit-server` killed mid-session (`kill -9`) and started again: lipcast resumes the session (the avatar
+/// is back in the room for a viewer who joins), or ends the task `failed` with a reason within 15 s, with its
+/// worker reaped and the slot free.
+#[test]
+fn real_livekit_server_crash() {
+    in_namespace("real_livekit_server_crash", LIMIT, server_crash);
+}
+
+fn server_crash(env: &TestEnv) {
+    lipcast_e2e::livekit_server::binary();
+    let mut lk = LiveKitServer::start(env);
+    // The agent never comes: the session stays up (joined, publishing) for as long as the test needs.
+    let sup = Supervisor::start(&env.out_dir, &[("AGENT_JOIN_TIMEOUT", "300")]);
+    sup.wait_ready(Duration::from_secs(60));
+    sup.wait_warm(1, Duration::from_secs(60));
+    // The warm worker is the one the launch takes.
+    let workers = sup.worker_pids();
+    let token = lipcast_e2e::token::mint(
+        lipcast_e2e::LK_SECRET,
+        "avatar",
+        "crash-room",
+        "agent",
+        &[("lk.publish_on_behalf", "agent")],
+    );
+    let mut body = lipcast_e2e::launch::body(&lk.url(), "unused", "crash-room", "avatar", "agent");
+    body["livekit_token"] = Value::from(token);
+    let id = sup.launch(&body);
+    sup.wait_task(&id, Duration::from_secs(30), |t| t["status"] == "running");
+    std::thread::sleep(Duration::from_secs(2));
+
+    let killed = std::time::Instant::now();
+    lk.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    lk.restart();
+    let outcome = loop {
+        let (_, task) = sup.get(&format!("/tasks/{id}"));
+        if task["status"] != "running" && task["status"] != "pending" {
+            break task;
+        }
+        if killed.elapsed() > Duration::from_secs(15) {
+            break task;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "MEASURED after the server's crash ({} ms): {outcome}",
+        killed.elapsed().as_millis()
+    );
+    if outcome["status"] == "running" {
+        // Resumed: a viewer joining the restarted server sees the avatar publishing.
+        let viewer = Viewer::start(env, &lk.url(), "crash-room", VIEWER);
+        let mut events = viewer.events;
+        events.expect_where("first_frame", Duration::from_secs(20), |v| {
+            v["identity"] == "avatar"
+        });
+        let (s, _) = sup.post(&format!("/tasks/{id}/stop"));
+        assert_eq!(s, 200);
+    } else {
+        assert_eq!(outcome["status"], "failed", "{outcome}");
+        assert!(
+            outcome["error"].as_str().is_some_and(|e| e.len() > 10),
+            "a failed task says why: {outcome}"
+        );
+    }
+    let (_, health) = sup.get("/health");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while workers.iter().any(|p| lipcast_e2e::supervisor::exists(*p))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !workers.iter().any(|p| lipcast_e2e::supervisor::exists(*p)),
+        "the session's worker was not reaped"
+    );
+    let (_, after) = sup.get("/health");
+    assert_eq!(
+        after["active_sessions"], 0,
+        "the slot is not free: {health} / {after}"
+    );
+    drop(lk);
+}
