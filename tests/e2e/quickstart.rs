@@ -6,14 +6,13 @@
 //! points the command at it): the compiled dependencies are reused, so the test costs a link, not the
 //! build a fresh clone pays once; `scripts/setup.sh` finds what this run fetched already.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lipcast_e2e::paths;
+use lipcast_e2e::{output, paths, supervisor};
 
 /// The first command of the README's "Quick start" section (the first line of its first `sh` block).
 fn readme_command() -> String {
@@ -60,13 +59,6 @@ fn copy_target_without_worker(to: &Path) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
-}
-
 #[test]
 fn readme_quick_start_builds_and_serves_on_a_fresh_tree() {
     let command = readme_command();
@@ -79,7 +71,7 @@ fn readme_quick_start_builds_and_serves_on_a_fresh_tree() {
         "the target must start without the worker binary"
     );
 
-    let port = free_port();
+    let port = supervisor::free_port();
     let started = Instant::now();
     // Verbatim through a shell, at low priority (it links on a 2-core machine), in its own process group.
     // DATA_DIR keeps the tree's ./data out of it.
@@ -111,27 +103,7 @@ fn readme_quick_start_builds_and_serves_on_a_fresh_tree() {
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("running {command:?}: {e}"));
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    for out in [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let log = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-    }
+    let log = output::capture(&mut child, |_| {});
     let tail = |log: &Mutex<Vec<String>>| {
         let log = log.lock().unwrap_or_else(|p| p.into_inner());
         log[log.len().saturating_sub(40)..].join("\n")

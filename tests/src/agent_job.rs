@@ -4,10 +4,8 @@
 //! `AvatarSession(api_url=<lipcast>/launch)`. The job follows a script (what to say, pauses) and writes JSON
 //! events to a file the test reads. Killed on drop.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -58,7 +56,7 @@ impl Utterance {
 pub struct AgentJob {
     child: Child,
     events_path: PathBuf,
-    log: Arc<Mutex<Vec<String>>>,
+    log: crate::output::Lines,
 }
 
 impl AgentJob {
@@ -88,32 +86,13 @@ impl AgentJob {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting agent_job.py: {e}"));
-        let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        for out in [
-            child
-                .stdout
-                .take()
-                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let (log, tx) = (log.clone(), tx.clone());
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    println!("agent-job> {line}");
-                    if line.contains("registered worker") {
-                        let _ = tx.send(());
-                    }
-                    log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-                }
-            });
-        }
+        let log = crate::output::capture(&mut child, move |line| {
+            println!("agent-job> {line}");
+            if line.contains("registered worker") {
+                let _ = tx.send(());
+            }
+        });
         let job = Self {
             child,
             events_path,
@@ -131,7 +110,7 @@ impl AgentJob {
 
     /// Everything the worker printed.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::output::snapshot(&self.log)
     }
 
     /// The job's events so far.

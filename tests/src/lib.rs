@@ -10,6 +10,7 @@
 //! - [`agent`]: the agent side, LiveKit's real Python SDK (`tests/room/agent.py`).
 //! - [`supervisor`]: the real `lipcast-supervisor` binary, driven over HTTP.
 //! - [`token`]: LiveKit access tokens for the test room.
+//! - [`output`]: the lines a child process prints, kept for the test.
 //! - [`packserver`]: an HTTP server for model-pack downloads, with faults on demand.
 //! - [`corpus`] and [`images`]: the committed bad-input corpus and the hostile images it uses.
 //!
@@ -24,6 +25,7 @@ pub mod images;
 pub mod launch;
 pub mod livekit_server;
 pub mod netns;
+pub mod output;
 pub mod packserver;
 pub mod paths;
 pub mod room;

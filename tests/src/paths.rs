@@ -21,30 +21,37 @@ pub fn release_bin(name: &str) -> PathBuf {
     path
 }
 
+/// A program of a test venv: `$override` if set, else `rel` under the workspace; missing, the test fails
+/// saying how `scripts/test.sh` makes it.
+fn venv_program(override_var: &str, rel: &str, made_from: &str) -> PathBuf {
+    let path = std::env::var_os(override_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(rel));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test.sh (it creates {} from {made_from})",
+        path.display(),
+        rel.split('/').next().unwrap_or(rel)
+    );
+    path
+}
+
 /// The test venv's python (`LIPCAST_TEST_PYTHON` overrides).
 pub fn python() -> PathBuf {
-    let python = std::env::var_os("LIPCAST_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv-test/bin/python"));
-    assert!(
-        python.exists(),
-        "test venv python {} is missing: run scripts/test.sh (it creates .venv-test from tests/room/requirements.txt)",
-        python.display()
-    );
-    python
+    venv_program(
+        "LIPCAST_TEST_PYTHON",
+        ".venv-test/bin/python",
+        "tests/room/requirements.txt",
+    )
 }
 
 /// The venv with livekit-agents (`LIPCAST_AGENTS_PYTHON` overrides): the agent side as voice agents run it.
 pub fn agents_python() -> PathBuf {
-    let python = std::env::var_os("LIPCAST_AGENTS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv-agents/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test.sh (it creates .venv-agents from tests/room/agents-requirements.txt)",
-        python.display()
-    );
-    python
+    venv_program(
+        "LIPCAST_AGENTS_PYTHON",
+        ".venv-agents/bin/python",
+        "tests/room/agents-requirements.txt",
+    )
 }
 
 pub fn room_dir() -> PathBuf {
@@ -59,13 +66,9 @@ pub fn default_portrait() -> Vec<u8> {
 
 /// schemathesis in the API test venv (`LIPCAST_SCHEMATHESIS` overrides).
 pub fn schemathesis() -> PathBuf {
-    let bin = std::env::var_os("LIPCAST_SCHEMATHESIS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv-api/bin/schemathesis"));
-    assert!(
-        bin.exists(),
-        "{} is missing: run scripts/test.sh (it creates .venv-api from tests/api/requirements.txt)",
-        bin.display()
-    );
-    bin
+    venv_program(
+        "LIPCAST_SCHEMATHESIS",
+        ".venv-api/bin/schemathesis",
+        "tests/api/requirements.txt",
+    )
 }

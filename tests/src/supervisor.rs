@@ -1,10 +1,8 @@
 //! The real `lipcast-supervisor` binary on a free port with its own data dir, driven over HTTP. Killed on
 //! drop (its workers die with it).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -16,12 +14,13 @@ pub struct Supervisor {
     pub port: u16,
     pub data_dir: PathBuf,
     pub http: reqwest::blocking::Client,
-    log: Arc<Mutex<Vec<String>>>,
+    log: crate::output::Lines,
     /// Sent as `api-secret` by [`Supervisor::get`] and [`Supervisor::post`] when set ([`Supervisor::authed`]).
     secret: Option<String>,
 }
 
-fn free_port() -> u16 {
+/// A TCP port nothing listens on now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -60,30 +59,11 @@ impl Supervisor {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("starting lipcast-supervisor: {e}"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for out in [
-            child
-                .stdout
-                .take()
-                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if std::env::var_os("LIPCAST_TEST_LOG").is_some() {
-                        eprintln!("supervisor> {line}");
-                    }
-                    log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-                }
-            });
-        }
+        let log = crate::output::capture(&mut child, |line| {
+            if std::env::var_os("LIPCAST_TEST_LOG").is_some() {
+                eprintln!("supervisor> {line}");
+            }
+        });
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -126,7 +106,7 @@ impl Supervisor {
 
     /// Everything the supervisor printed so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::output::snapshot(&self.log)
     }
 
     fn wait_health(&self, within: Duration) {
@@ -310,7 +290,7 @@ impl Supervisor {
         let status = self.terminate(within);
         // The readers drain the pipes after the exit; give them a moment.
         std::thread::sleep(Duration::from_millis(300));
-        let lines = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let lines = crate::output::snapshot(&log);
         (status, lines)
     }
 

@@ -73,9 +73,13 @@ fn text_line(pid: u32, task_id: Option<&str>, line: &str) -> Option<String> {
     if !is_log_line {
         return None;
     }
+    // A field is there as a word of its own, or first in a span's braces (`session{task_id=…`).
     let has = |field: &str| {
-        line.split_whitespace()
-            .any(|w| w.starts_with(field) || w.contains(&format!("{{{field}")))
+        line.split_whitespace().any(|w| {
+            w.starts_with(field)
+                || w.split_once('{')
+                    .is_some_and(|(_, inner)| inner.starts_with(field))
+        })
     };
     let mut out = line.to_owned();
     if !has("pid=") {
