@@ -88,8 +88,24 @@ def prewarm(proc: JobProcess) -> None:
         proc.userdata["vad"] = silero.VAD.load()
 
 
+# livekit-agents' default load is the host's CPU use, and a demo host's CPU is mostly lipcast's: on a CPU-only
+# machine the avatar's rendering alone keeps it above the 0.7 threshold, the worker marks itself unavailable and
+# the server dispatches no job ("no servers available"), so a viewer waits forever. The agent is light: its load
+# is the share of AGENT_MAX_JOBS it runs.
+AGENT_MAX_JOBS = max(1, int(os.environ.get("AGENT_MAX_JOBS", "4")))
+
+
+def job_load(server: AgentServer) -> float:
+    return min(1.0, len(server.active_jobs) / AGENT_MAX_JOBS)
+
+
 # One idle process is plenty for a demo (the default is one per CPU).
-server = AgentServer(setup_fnc=prewarm, num_idle_processes=int(os.environ.get("AGENT_IDLE_PROCESSES", "1")))
+server = AgentServer(
+    setup_fnc=prewarm,
+    num_idle_processes=int(os.environ.get("AGENT_IDLE_PROCESSES", "1")),
+    load_fnc=job_load,
+    load_threshold=1.0,
+)
 
 
 @server.rtc_session()

@@ -1,7 +1,9 @@
 """The demo's web page and its token endpoint, with the Python standard library only.
 
   GET /                       index.html (joins a room with livekit-client and shows the avatar)
-  GET /livekit-client.umd.js  LiveKit's browser SDK (copied from the pinned npm package at image build)
+  GET /livekit-client.umd.js  LiveKit's browser SDK: the file beside this script (the image copies it there from the
+                              pinned npm package), else node_modules/livekit-client/dist/ after `npm ci` here
+                              (running from a checkout)
   GET /token?room=NAME        {"url", "token", "room", "identity"}: a one-hour viewer token for NAME
   GET /healthz                "ok"
 
@@ -31,11 +33,20 @@ API_SECRET = os.environ.get("LIVEKIT_API_SECRET", "secret")
 PUBLIC_URL = os.environ.get("LIVEKIT_PUBLIC_URL", "")
 TOKEN_TTL = 3600
 ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SDK = "livekit-client.umd.js"
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
-    "/livekit-client.umd.js": ("livekit-client.umd.js", "text/javascript; charset=utf-8"),
+    f"/{SDK}": (SDK, "text/javascript; charset=utf-8"),
 }
+
+
+def static_file(name: str) -> Path:
+    """Where a static file is: beside this script, or (the SDK, in a checkout after `npm ci`) in node_modules."""
+    path = HERE / name
+    if name == SDK and not path.is_file():
+        path = HERE / "node_modules" / "livekit-client" / "dist" / SDK
+    return path
 
 
 def b64url(data: bytes) -> str:
@@ -94,7 +105,13 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path in STATIC:
             name, ctype = STATIC[url.path]
-            self._send(HTTPStatus.OK, (HERE / name).read_bytes(), ctype)
+            try:
+                body = static_file(name).read_bytes()
+            except FileNotFoundError:
+                self._json(HTTPStatus.NOT_FOUND, {"error": "not_found",
+                                                  "detail": f"{name} is missing: run `npm ci` in deploy/web"})
+                return
+            self._send(HTTPStatus.OK, body, ctype)
         elif url.path == "/token":
             room = parse_qs(url.query).get("room", ["lipcast-demo"])[0]
             if not ROOM_RE.match(room):
