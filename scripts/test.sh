@@ -3,7 +3,7 @@
 # the model tests on the real ONNX Runtime, and the end-to-end tests (real supervisor and worker processes, the
 # real livekit-server (built from the Go module proxy: needs Go), livekit-agents with livekit-plugins-bithuman,
 # LiveKit's Python SDK, and the LiveKit test room, each in its own network namespace: needs root and iproute2;
-# schemathesis against the OpenAPI document).
+# schemathesis against the OpenAPI document; the demo page in Debian's chromium driven by playwright-core).
 #
 #   scripts/test.sh                 everything
 #   scripts/test.sh -E 'test(x)'    extra arguments go to cargo nextest (e.g. a filter)
@@ -78,6 +78,35 @@ if [ ! -x .venv-api/bin/schemathesis ] || [ "$(cat .venv-api/.stamp 2>/dev/null)
   echo "$want" > .venv-api/.stamp
 fi
 phase "Python venvs"
+
+# The demo page in a real browser (tests/e2e/browser.rs): Debian's chromium (apt checks every package against
+# the archive's signed hashes), playwright-core pinned exactly in tests/browser/package-lock.json (sha512
+# integrity; playwright-core never downloads a browser, and PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD says so twice),
+# and the page's own livekit-client from deploy/web/package-lock.json, installed with `npm ci` as its Dockerfile
+# does. Each npm folder is installed again only when its lockfile changes (stamped by the lockfile's hash).
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+node_major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\).*/\1/p')
+if [ "${node_major:-0}" -lt 20 ] || ! command -v npm >/dev/null; then
+  say "the browser test needs Node.js 20 or newer with npm (playwright-core 1.65); found ${node_major:-none}"
+  exit 1
+fi
+npm_ci() {
+  local dir=$1 want
+  want=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
+  if [ ! -d "$dir/node_modules" ] || [ "$(cat "$dir/node_modules/.stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing $dir (npm ci)"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+      --loglevel=error >/dev/null)
+    echo "$want" > "$dir/node_modules/.stamp"
+  fi
+}
+npm_ci tests/browser
+npm_ci deploy/web
+phase "browser (chromium, playwright-core, livekit-client)"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"

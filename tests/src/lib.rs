@@ -6,6 +6,8 @@
 //! - [`agent_job`]: a whole voice agent as users run one (livekit-agents, dispatched by the real server, with
 //!   livekit-plugins-bithuman's `AvatarSession` launching lipcast).
 //! - [`viewer`]: a viewer in a real room (LiveKit's Python SDK) that decodes the avatar's tracks.
+//! - [`demo`]: the compose demo's own web page and agent, run from the checkout, and the page in Debian's
+//!   `chromium` (playwright-core).
 //! - [`room`]: the LiveKit-protocol test room (`tests/room/room.py`, aiortc) and its report.
 //! - [`agent`]: the agent side, LiveKit's real Python SDK (`tests/room/agent.py`).
 //! - [`supervisor`]: the real `lipcast-supervisor` binary, driven over HTTP.
@@ -21,6 +23,7 @@ pub mod agent;
 pub mod agent_job;
 pub mod analysis;
 pub mod corpus;
+pub mod demo;
 pub mod images;
 pub mod launch;
 pub mod livekit_server;

@@ -124,6 +124,14 @@ impl Drop for Netns {
     }
 }
 
+/// From inside a test's namespace: a default route over the veth (`vb`, source 10.77.0.2). A browser without
+/// camera or microphone permission gathers ICE candidates only on the interface of its default route, as on
+/// any machine with a network; the namespace has none until this. Nothing leaves the namespace: no address
+/// beyond the veth answers.
+pub fn add_default_route() {
+    run("ip", &["route", "add", "default", "dev", "vb"]);
+}
+
 /// Runs `body` inside a fresh namespace: the outer call creates it and re-executes this very test there
 /// (`ip netns exec NS <test binary> --exact <name>`), bounded by `limit`.
 pub fn in_namespace(name: &str, limit: Duration, body: fn(&TestEnv)) {
