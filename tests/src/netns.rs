@@ -132,6 +132,37 @@ pub fn add_default_route() {
     run("ip", &["route", "add", "default", "dev", "vb"]);
 }
 
+/// From inside a test's namespace: drops `percent` % of the UDP packets from and to `port` (chosen at random per
+/// packet, nftables `numgen`), counted. This kernel has no `netem`; every packet in the namespace is sent from
+/// it, so one rule on the output hook covers both directions. Returns the table's name for [`dropped`].
+pub fn lose_udp(port: u16, percent: u32) -> &'static str {
+    let nft = |rule: &str| run("nft", &[rule]);
+    nft("add table inet lipcast_loss");
+    nft("add chain inet lipcast_loss out { type filter hook output priority 0; policy accept; }");
+    nft(&format!(
+        "add rule inet lipcast_loss out udp sport {port} numgen random mod 100 < {percent} counter drop"
+    ));
+    nft(&format!(
+        "add rule inet lipcast_loss out udp dport {port} numgen random mod 100 < {percent} counter drop"
+    ));
+    "lipcast_loss"
+}
+
+/// Packets the rules of [`lose_udp`] dropped so far.
+pub fn dropped(table: &str) -> u64 {
+    let out = Command::new("nft")
+        .args(["list", "table", "inet", table])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "packets")
+        .filter_map(|w| w[1].parse::<u64>().ok())
+        .sum()
+}
+
 /// Runs `body` inside a fresh namespace: the outer call creates it and re-executes this very test there
 /// (`ip netns exec NS <test binary> --exact <name>`), bounded by `limit`.
 pub fn in_namespace(name: &str, limit: Duration, body: fn(&TestEnv)) {
