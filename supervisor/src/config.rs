@@ -135,11 +135,13 @@ pub struct Config {
     #[arg(long, env = "AUDIO_FRONTEND")]
     pub audio_frontend: Option<String>,
 
-    /// Long side of the published video, pixels (0: the pack's default, 512 for the built-in pack).
+    /// Long side of the published video, pixels (0: the pack's default, 720 for the built-in pack; portraits are
+    /// never upscaled).
     #[arg(long, env = "MAX_LONG_SIDE", default_value_t = 0)]
     pub max_long_side: u32,
 
-    /// Bitrate cap of the avatar_video track, bits per second.
+    /// Bitrate cap of the avatar_video track for a 512x512 frame, bits per second; scaled with the frame's pixel
+    /// count (between a quarter and twice this).
     #[arg(long, env = "VIDEO_MAX_BITRATE", default_value_t = 2_000_000)]
     pub video_max_bitrate: u64,
 

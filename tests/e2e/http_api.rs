@@ -232,6 +232,15 @@ fn http_routes_and_errors() {
     assert_eq!(s, 400, "{r}");
     assert!(is_error(&r, "no_face"), "{r}");
     assert_eq!(r["detail"], "No face detected");
+    body["image"] = Value::from(STANDARD.encode(two_faces_png()));
+    let (s, r) = sup.post_json("/launch", &body, &[]);
+    assert_eq!(s, 400, "{r}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("2 faces of similar size")),
+        "{r}"
+    );
     body["image"] = Value::from(STANDARD.encode(b"\x89PNG\r\n\x1a\nnot really"));
     let (s, r) = sup.post_json("/launch", &body, &[]);
     assert_eq!(s, 400, "{r}");
@@ -249,6 +258,22 @@ fn http_routes_and_errors() {
 }
 
 /// A PNG of flat colour (no face).
+/// Two copies of the default portrait's head side by side: who should speak?
+fn two_faces_png() -> Vec<u8> {
+    let img = image::load_from_memory(&paths::default_portrait())
+        .unwrap_or_else(|e| panic!("decoding the default portrait: {e}"))
+        .to_rgb8();
+    // The head and a little around it (where the face detector puts it on this portrait).
+    let head = image::imageops::crop_imm(&img, 141, 44, 170, 170).to_image();
+    let mut pair = image::RgbImage::from_pixel(340, 170, image::Rgb([200, 200, 200]));
+    image::imageops::overlay(&mut pair, &head, 0, 0);
+    image::imageops::overlay(&mut pair, &head, 170, 0);
+    let mut out = std::io::Cursor::new(Vec::new());
+    pair.write_to(&mut out, image::ImageFormat::Png)
+        .unwrap_or_else(|e| panic!("encoding a PNG: {e}"));
+    out.into_inner()
+}
+
 fn image_png(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(w, h, image::Rgb([180, 160, 140]));
     let mut out = std::io::Cursor::new(Vec::new());

@@ -229,16 +229,35 @@ fn percentile(values: &mut [f32], q: f32) -> f32 {
 
 /// Pearson r of the gap with the envelope, the gap shifted by `lag` frames (positive: mouth after the sound).
 fn r_at(clip: &TrackedClip, lag: i32) -> f32 {
-    let n = clip.envelope.len() as i32;
+    r_of(&clip.gap, &clip.envelope, lag)
+}
+
+/// Pearson r of `series` with `envelope`, the series shifted by `lag` frames.
+fn r_of(series: &[f32], envelope: &[f32], lag: i32) -> f32 {
+    let n = envelope.len() as i32;
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for k in 0..n {
         let g = k + lag;
-        if g >= 0 && (g as usize) < clip.gap.len() {
-            a.push(clip.gap[g as usize]);
-            b.push(clip.envelope[k as usize]);
+        if g >= 0 && (g as usize) < series.len() {
+            a.push(series[g as usize]);
+            b.push(envelope[k as usize]);
         }
     }
     eval::pearson(&a, &b)
+}
+
+/// The best mean r (lag within one frame) of per-clip series with the clips' loudness: what the gap could reach
+/// if it followed `series` exactly.
+pub fn ceiling(clips: &[TrackedClip], series: impl Fn(&TrackedClip) -> Vec<f32>) -> f32 {
+    (-1..=1)
+        .map(|lag| {
+            clips
+                .iter()
+                .map(|c| r_of(&series(c), &c.envelope, lag))
+                .sum::<f32>()
+                / clips.len().max(1) as f32
+        })
+        .fold(f32::MIN, f32::max)
 }
 
 /// Scores tracked clips.

@@ -12,7 +12,9 @@ fn mouths_open_follow_speech_and_rest_in_silence_on_rendered_frames() {
     let clips = eval::load_heldout(&portraits::models_dir().join("eval/mouth-heldout"))
         .expect("held-out voice");
     for portrait in portraits::committed(&mut models).expect("committed portraits") {
-        let prepared = portraits::prepare(&mut models, &portrait, 512).expect("prepares");
+        let prepared =
+            portraits::prepare(&mut models, &portrait, pack.manifest.output.max_long_side)
+                .expect("prepares");
         let tracked = frames::render_and_track(
             &runtime,
             &pack,
@@ -40,7 +42,7 @@ fn mouths_open_follow_speech_and_rest_in_silence_on_rendered_frames() {
         if portrait.name == "hopper" {
             // The closed-mouth portrait: its lips part, and close on /m b p/.
             assert!(f.bilabials_closed >= 0.8, "hopper: bilabials {f}");
-            assert!(f.r >= 0.4, "hopper: the gap does not follow the audio: {f}");
+            assert!(f.r >= 0.45, "hopper: the gap does not follow the audio: {f}");
         }
     }
 }

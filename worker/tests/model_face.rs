@@ -171,3 +171,40 @@ fn undecodable_bytes_are_a_decode_error() {
         ));
     }
 }
+
+#[test]
+fn several_faces_of_similar_size_are_refused_a_small_one_beside_is_not() {
+    let base = image::load_from_memory(&model_support::default_portrait_bytes())
+        .unwrap()
+        .to_rgb8();
+    let mut models = model_support::face_models();
+    // The face and a little around it, as a head-and-shoulders crop.
+    let d = models.detect(&base).unwrap().expect("the default face");
+    let side = (1.8 * d.w.max(d.h)) as u32;
+    let (x0, y0) = (
+        (d.cx - side as f32 / 2.0).max(0.0) as u32,
+        (d.cy - side as f32 / 2.0).max(0.0) as u32,
+    );
+    let base = image::imageops::crop_imm(&base, x0, y0, side, side).to_image();
+    let (w, h) = base.dimensions();
+    // Two people side by side: which of them speaks?
+    let mut pair = RgbImage::from_pixel(2 * w, h, image::Rgb([200, 200, 200]));
+    image::imageops::overlay(&mut pair, &base, 0, 0);
+    image::imageops::overlay(&mut pair, &base, i64::from(w), 0);
+    match models.prepare(&encode_png(&pair), &PrepareOptions::default()) {
+        Err(PrepareError::Unusable(why)) => {
+            assert!(why.contains("2 faces"), "{why}");
+        }
+        Ok(_) => panic!("two faces side by side were accepted"),
+        Err(e) => panic!("two faces: expected Unusable, got {e}"),
+    }
+    // The speaker with a small face far behind: fine.
+    let small = image::imageops::resize(&base, w / 4, h / 4, image::imageops::FilterType::Triangle);
+    let mut scene = RgbImage::from_pixel(w + w / 4, h, image::Rgb([200, 200, 200]));
+    image::imageops::overlay(&mut scene, &base, 0, 0);
+    image::imageops::overlay(&mut scene, &small, i64::from(w), i64::from(h / 2));
+    let p = models
+        .prepare(&encode_png(&scene), &PrepareOptions::default())
+        .expect("a small second face does not make the portrait ambiguous");
+    assert!(p.detection.cx < w as f32, "the main face was chosen");
+}

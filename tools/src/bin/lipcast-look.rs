@@ -27,8 +27,8 @@ enum Command {
         /// A folder of extra portraits (JPEG/PNG), e.g. ../shared/portraits.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Long side of the output, pixels.
-        #[arg(long, default_value_t = 512)]
+        /// Long side of the output, pixels (0: the pack's, as the server renders).
+        #[arg(long, default_value_t = 0)]
         max_long_side: u32,
         /// Also print every frame of the first clip (parameters, tracked gap, loudness).
         #[arg(long)]
@@ -56,7 +56,7 @@ enum Command {
         /// Portrait file.
         portrait: PathBuf,
         /// jaw_open, width, round, closure.
-        #[arg(long, num_args = 4, default_values_t = [0.8, 0.0, 0.0, 0.0])]
+        #[arg(long, num_args = 4, allow_negative_numbers = true, default_values_t = [0.8, 0.0, 0.0, 0.0])]
         params: Vec<f32>,
         /// Output PNG.
         #[arg(long, default_value = "still.png")]
@@ -77,6 +77,10 @@ fn main() -> anyhow::Result<()> {
             verbose,
         } => {
             let (runtime, pack, mut models) = lipcast_tools::load_models()?;
+            let max_long_side = match max_long_side {
+                0 => pack.manifest.output.max_long_side,
+                n => n,
+            };
             let mut all = portraits::committed(&mut models)?;
             if let Some(dir) = &dir {
                 all.extend(portraits::in_folder(dir)?);
@@ -110,6 +114,18 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 let f = frames::figures(&tracked, prepared.rig.interocular);
+                let from_params =
+                    frames::ceiling(&tracked, |c| c.params.iter().map(|p| p.opening()).collect());
+                let from_phones = frames::ceiling(&tracked, |c| {
+                    clips
+                        .iter()
+                        .find(|k| k.name == c.name)
+                        .map(|k| k.targets.iter().map(|p| p.opening()).collect())
+                        .unwrap_or_default()
+                });
+                println!(
+                    "  loudness r of the front end's opening {from_params:.2}, of the phone targets' {from_phones:.2}"
+                );
                 let verdict = match f.failures() {
                     v if v.is_empty() => "meets the targets".to_string(),
                     v => format!("MISSES: {}", v.join("; ")),
@@ -141,7 +157,8 @@ fn main() -> anyhow::Result<()> {
             // third frame from 0.4 s, 16 tiles.
             let chosen: Vec<usize> = (0..16).map(|i| 10 + 3 * i).collect();
             for portrait in &all {
-                let prepared = portraits::prepare(&mut models, portrait, 512)?;
+                let prepared =
+                    portraits::prepare(&mut models, portrait, pack.manifest.output.max_long_side)?;
                 let mut kept = Vec::new();
                 frames::render_and_track(
                     &runtime,
@@ -168,7 +185,7 @@ fn main() -> anyhow::Result<()> {
             out,
             scale,
         } => {
-            let (_, _, mut models) = lipcast_tools::load_models()?;
+            let (_, pack, mut models) = lipcast_tools::load_models()?;
             let bytes = std::fs::read(&portrait)
                 .with_context(|| format!("reading {}", portrait.display()))?;
             let p = portraits::prepare(
@@ -177,7 +194,7 @@ fn main() -> anyhow::Result<()> {
                     name: "still".into(),
                     bytes,
                 },
-                512,
+                pack.manifest.output.max_long_side,
             )?;
             let mut r = lipcast_worker::avatar::Renderer::new(
                 &p,
@@ -193,6 +210,13 @@ fn main() -> anyhow::Result<()> {
                 closure: params[3],
             };
             let frame = r.render(&mp, 0).to_rgb_image();
+            let points = frames::Tracker::new(&p).track(&mut models, &frame)?;
+            let (gap, iod) = frames::gap_of(&points);
+            println!(
+                "inner-lip gap as the face mesh reads it: {gap:.3} IOD ({:.1} px; IOD {iod:.0} px, face height {:.0} px)",
+                gap * iod,
+                p.rig.face_height
+            );
             let img = if scale > 0.0 {
                 let crop = portraits::face_square(&frame, &p, scale);
                 let side = crop.width() * (512 / crop.width().max(1)).max(1);

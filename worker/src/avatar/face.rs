@@ -12,6 +12,18 @@ use super::PrepareError;
 pub const DETECTION_THRESHOLD: f32 = 0.5;
 /// Minimum face-presence score of the mesh.
 pub const PRESENCE_THRESHOLD: f32 = 0.5;
+/// Detections whose boxes overlap more than this (intersection over union) are the same face.
+const SAME_FACE_IOU: f32 = 0.3;
+
+/// Intersection over union of two detections' boxes.
+fn overlap(a: &Detection, b: &Detection) -> f32 {
+    let span = |c1: f32, s1: f32, c2: f32, s2: f32| {
+        ((c1 + s1 / 2.0).min(c2 + s2 / 2.0) - (c1 - s1 / 2.0).max(c2 - s2 / 2.0)).max(0.0)
+    };
+    let inter = span(a.cx, a.w, b.cx, b.w) * span(a.cy, a.h, b.cy, b.h);
+    let union = a.w * a.h + b.w * b.h - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
 
 /// A face box in image pixels, with BlazeFace's six keypoints (right eye, left eye, nose, mouth, right ear,
 /// left ear).
@@ -130,6 +142,12 @@ impl FaceModels {
 
     /// Best face in `img`, if its score reaches [`DETECTION_THRESHOLD`].
     pub fn detect(&mut self, img: &RgbImage) -> Result<Option<Detection>, PrepareError> {
+        Ok(self.detect_all(img)?.into_iter().next())
+    }
+
+    /// Every face in `img` whose score reaches [`DETECTION_THRESHOLD`], best first; the anchors that found the
+    /// same face are merged (non-maximum suppression).
+    pub fn detect_all(&mut self, img: &RgbImage) -> Result<Vec<Detection>, PrepareError> {
         let (w, h) = (img.width() as f32, img.height() as f32);
         let side = w.max(h);
         let (ox, oy) = ((side - w) / 2.0, (side - h) / 2.0);
@@ -155,34 +173,38 @@ impl FaceModels {
                 "face detector output has the wrong size".into(),
             ));
         }
-        let (best, score) =
-            cls[..896]
-                .iter()
-                .map(|&c| sigmoid(c))
-                .enumerate()
-                .fold(
-                    (0, 0.0f32),
-                    |acc, (i, s)| if s > acc.1 { (i, s) } else { acc },
-                );
-        if score < DETECTION_THRESHOLD {
-            return Ok(None);
-        }
-        let r = &reg[best * 16..best * 16 + 16];
-        let a = self.anchors[best];
         let to_px = |u: f32, v: f32| [u * side - ox, v * side - oy];
-        let c = to_px(r[0] / 128.0 + a[0], r[1] / 128.0 + a[1]);
-        let mut keypoints = [[0.0; 2]; 6];
-        for (k, kp) in keypoints.iter_mut().enumerate() {
-            *kp = to_px(r[4 + 2 * k] / 128.0 + a[0], r[5 + 2 * k] / 128.0 + a[1]);
+        let mut found: Vec<Detection> = cls[..896]
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (i, sigmoid(c)))
+            .filter(|&(_, score)| score >= DETECTION_THRESHOLD)
+            .map(|(i, score)| {
+                let r = &reg[i * 16..i * 16 + 16];
+                let a = self.anchors[i];
+                let c = to_px(r[0] / 128.0 + a[0], r[1] / 128.0 + a[1]);
+                let mut keypoints = [[0.0; 2]; 6];
+                for (k, kp) in keypoints.iter_mut().enumerate() {
+                    *kp = to_px(r[4 + 2 * k] / 128.0 + a[0], r[5 + 2 * k] / 128.0 + a[1]);
+                }
+                Detection {
+                    cx: c[0],
+                    cy: c[1],
+                    w: r[2] / 128.0 * side,
+                    h: r[3] / 128.0 * side,
+                    score,
+                    keypoints,
+                }
+            })
+            .collect();
+        found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut faces: Vec<Detection> = Vec::new();
+        for d in found {
+            if faces.iter().all(|f| overlap(f, &d) < SAME_FACE_IOU) {
+                faces.push(d);
+            }
         }
-        Ok(Some(Detection {
-            cx: c[0],
-            cy: c[1],
-            w: r[2] / 128.0 * side,
-            h: r[3] / 128.0 * side,
-            score,
-            keypoints,
-        }))
+        Ok(faces)
     }
 
     /// Runs the mesh on the crop that previous landmarks `points` give (MediaPipe's landmarks-to-ROI step): the

@@ -30,6 +30,9 @@ pub enum PrepareError {
 /// and its motion cannot be read.
 pub const MIN_INTEROCULAR_PX: f32 = 24.0;
 
+/// A second face at least this share of the main face's area makes the portrait ambiguous.
+pub const RIVAL_FACE_AREA: f32 = 0.4;
+
 /// Preparation settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PrepareOptions {
@@ -130,7 +133,21 @@ impl FaceModels {
 
     /// Preparation of an already decoded working image (used as is: callers cap and even it).
     pub fn prepare_image(&mut self, image: RgbImage) -> Result<PreparedPortrait, PrepareError> {
-        let detection = self.detect(&image)?.ok_or(PrepareError::NoFaceDetected)?;
+        let faces = self.detect_all(&image)?;
+        let detection = *faces.first().ok_or(PrepareError::NoFaceDetected)?;
+        // Another face nearly as large: which one speaks is anybody's guess (a small face in the background is
+        // fine).
+        let area = |d: &Detection| d.w * d.h;
+        let rivals = faces[1..]
+            .iter()
+            .filter(|d| area(d) >= RIVAL_FACE_AREA * area(&detection))
+            .count();
+        if rivals > 0 {
+            return Err(PrepareError::Unusable(format!(
+                "the portrait shows {} faces of similar size: crop it to the one person who should speak",
+                rivals + 1
+            )));
+        }
         // First crop from the detection, turned so the eyes are level; then one refinement from the mesh's own
         // extent (MediaPipe's landmarks-to-ROI step, scale 1.5).
         let [re, le] = [detection.keypoints[0], detection.keypoints[1]];

@@ -3,10 +3,13 @@
 //!
 //! Per frame: each layer's basis fields (see [`super::rig`]) are summed with the frame's coefficients (plus the
 //! rigid head motion) on the coarse grid, and each forward field is inverted by fixed-point steps (backward map).
-//! Every pixel of the region of interest is then composited front to back: the upper face where its source lies
-//! above the upper inner lip, else the lower face where its source lies below the lower inner lip, else the mouth
-//! interior (the portrait's own teeth where it shows them, else the photographed interior and a shaded cavity),
-//! with one-pixel anti-aliased lip edges. Outside that region the output is the portrait, byte for byte.
+//! The inner lips' edges are moved exactly (per contour sample, not through the grid, which would blur a lip a
+//! few pixels thick). Every pixel of the region of interest is then composited front to back: the upper face
+//! above the moved upper lip, the lower face below the moved lower lip (each sampled through its backward map,
+//! its source kept on its own side of its lip's rest edge, so a lip is never coloured by the teeth behind it),
+//! else the mouth interior (the portrait's own teeth where it shows them, else the photographed interior and a
+//! shaded cavity); lip edges are anti-aliased, and closed lips get the thin shadow line where they meet. Outside
+//! that region the output is the portrait, byte for byte.
 
 use crate::audio::MouthParams;
 
@@ -17,7 +20,7 @@ use super::{
     prepare::PreparedPortrait,
     rig::{
         B_BLINK_L, B_BLINK_R, B_BROW, B_CLOSURE, B_JAW, B_ROUND, B_WIDTH, CELL, JAW_DROP, L_LOWER,
-        L_TEETH, L_UPPER, MouthFrame, N_BASIS, N_LAYERS, WarpRig,
+        L_TEETH, L_UPPER, MouthFrame, N_BASIS, N_LAYERS, WarpRig, polyline_at,
     },
 };
 
@@ -49,6 +52,16 @@ const F_HEAD: usize = N_LAYERS;
 /// Fixed-point steps inverting a forward field: enough for the jaw's largest gradients to settle.
 const INVERSION_STEPS: usize = 3;
 
+/// The moved inner lips are sampled over this many mouth half-widths either side of the middle (beyond, the
+/// seam runs on sideways at the corners' height).
+const LIP_SPAN: f32 = 1.6;
+const LIP_SAMPLES: usize = 97;
+/// How far inside its own lip a lip pixel's source is kept (pixels): its colour is lip, never the teeth or
+/// the gap the portrait shows behind it.
+const LIP_MARGIN: f32 = 1.0;
+/// Darkening at the middle of the line where closed lips meet.
+const CONTACT_SHADOW: f32 = 0.5;
+
 pub struct Renderer {
     width: usize,
     height: usize,
@@ -68,6 +81,15 @@ pub struct Renderer {
     gain: [f32; 3],
     /// The frame's jaw opening in pixels (for the interior's shading).
     jaw_px: f32,
+    /// This frame's upper and lower inner lip: `v` in the rest mouth frame at `LIP_SAMPLES` values of `u` from
+    /// `-LIP_SPAN` to `LIP_SPAN` half-widths.
+    lips: [Vec<f32>; 2],
+    /// Width of the lips' anti-aliased edge, pixels: one pixel, softer on a large mouth (a lip's edge is not a
+    /// cut).
+    edge: f32,
+    /// Beyond this distance from a lip's edge (pixels) a layer's source cannot have crossed it: the grid's
+    /// error is a fraction of the lips' motion.
+    near_lips: f32,
 }
 
 fn smoothstep(t: f32) -> f32 {
@@ -117,20 +139,22 @@ fn sample(src: &[u8], w: usize, h: usize, sx: f32, sy: f32) -> [f32; 3] {
 }
 
 /// Whether the portrait's mouth at rest shows teeth: the middle of the gap between its inner lips is clearly
-/// brighter than its lips.
+/// brighter than its lips, or a little brighter and much less saturated (teeth are near white; pale lips can be
+/// almost as bright).
 fn shows_teeth(img: &image::RgbImage, m: &MouthFrame, look: &super::rig::MouthLook) -> bool {
     let luma = |c: [f32; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
-    let mut acc = (0.0f32, 0.0f32);
-    for s in 0..=10 {
+    let chroma = |c: [f32; 3]| c[0].max(c[1]).max(c[2]) - c[0].min(c[1]).min(c[2]);
+    let (mut l, mut ch) = (0.0f32, 0.0f32);
+    const N: usize = 11;
+    for s in 0..N {
         let u = (-0.6 + 0.12 * s as f32) * m.half_width;
-        let v = m.at(&m.seam, u);
-        let x = m.origin[0] + u * m.right[0] + v * m.down[0];
-        let y = m.origin[1] + u * m.right[1] + v * m.down[1];
-        let c = super::sample::bilinear_rgb(img, x, y);
-        acc.0 += luma(c);
-        acc.1 += 1.0;
+        let q = m.point(u, m.at(&m.seam, u));
+        let c = super::sample::bilinear_rgb(img, q[0], q[1]);
+        l += luma(c) / N as f32;
+        ch += chroma(c) / N as f32;
     }
-    acc.0 / acc.1 > 1.15 * luma(look.lips)
+    let lips = luma(look.lips);
+    l > 1.15 * lips || (l > 1.05 * lips && ch < 0.75 * chroma(look.lips))
 }
 
 fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
@@ -175,6 +199,9 @@ impl Renderer {
             row: std::array::from_fn(|_| vec![[0.0; 2]; rig.gw]),
             rig,
             jaw_px: 0.0,
+            lips: [vec![0.0; LIP_SAMPLES], vec![0.0; LIP_SAMPLES]],
+            edge: (0.012 * portrait.rig.mouth_width).max(1.0),
+            near_lips: 0.1 * portrait.rig.face_height + 3.0,
         }
     }
 
@@ -212,7 +239,7 @@ impl Renderer {
         // Small openings count for more than linearly (speech lives in them). The front end's closure ramps
         // through the neighbouring vowels; only its upper part closes, and then fully: /m b p/ must touch.
         let closure = smoothstep((p.closure - 0.45) / 0.35);
-        coef[B_JAW] = p.jaw_open.powf(0.75) * (1.0 - closure);
+        coef[B_JAW] = p.jaw_open.powf(0.65) * (1.0 - closure);
         coef[B_WIDTH] = p.width;
         coef[B_ROUND] = p.round;
         coef[B_CLOSURE] = closure;
@@ -221,6 +248,7 @@ impl Renderer {
         coef[B_BROW] = pose.brow;
         self.jaw_px = coef[B_JAW] * JAW_DROP * self.rig.face_height;
         self.build_fields(&coef, pose);
+        self.move_lips(&coef);
         self.composite();
         &self.frame
     }
@@ -282,6 +310,55 @@ impl Renderer {
         }
     }
 
+    /// Where this frame puts the inner lips: each contour sample moved by the bases at the lip itself (exact,
+    /// not through the grid) and by the head, resampled evenly along the mouth.
+    fn move_lips(&mut self, coef: &[f32; N_BASIS]) {
+        let rig = &self.rig;
+        let m = &rig.mouth;
+        for (side, rest) in [&m.upper, &m.lower].into_iter().enumerate() {
+            let moved: Vec<[f32; 2]> = rest
+                .iter()
+                .enumerate()
+                .map(|(s, &v)| {
+                    let u = m.u_of(s);
+                    let mut d = [0.0f32; 2];
+                    for (k, ck) in coef.iter().enumerate() {
+                        let b = rig.lip_basis[side][s][k];
+                        d[0] += ck * b[0];
+                        d[1] += ck * b[1];
+                    }
+                    let q = [
+                        m.origin[0] + u * m.right[0] + v * m.down[0],
+                        m.origin[1] + u * m.right[1] + v * m.down[1],
+                    ];
+                    let h = field_at(rig, &self.forward[F_HEAD], q[0], q[1]);
+                    d[0] += h[0] * m.right[0] + h[1] * m.right[1];
+                    d[1] += h[0] * m.down[0] + h[1] * m.down[1];
+                    [u + d[0], v + d[1]]
+                })
+                .collect();
+            for (t, out) in self.lips[side].iter_mut().enumerate() {
+                let u = m.half_width * LIP_SPAN * (2.0 * t as f32 / (LIP_SAMPLES - 1) as f32 - 1.0);
+                *out = polyline_at(&moved, u);
+            }
+        }
+        // Closed lips meet; the mesh may leave them a hair across each other.
+        let [upper, lower] = &mut self.lips;
+        for (t, l) in upper.iter().zip(lower.iter_mut()) {
+            *l = l.max(*t);
+        }
+    }
+
+    /// `v` of this frame's inner lip `side` (0 upper, 1 lower) at `u`, rest mouth frame.
+    fn lip_at(&self, side: usize, u: f32) -> f32 {
+        let c = &self.lips[side];
+        let span = self.rig.mouth.half_width * LIP_SPAN;
+        let t = ((u / span + 1.0) / 2.0 * (LIP_SAMPLES - 1) as f32)
+            .clamp(0.0, (LIP_SAMPLES - 1) as f32);
+        let i = (t as usize).min(LIP_SAMPLES - 2);
+        c[i] + (c[i + 1] - c[i]) * (t - i as f32)
+    }
+
     fn composite(&mut self) {
         let (w, h) = (self.width, self.height);
         let [x0, y0, x1, y1] = self.rig.roi;
@@ -323,21 +400,37 @@ impl Renderer {
                 }
                 let m = &self.rig.mouth;
                 let (px, py) = (x as f32, y as f32);
-                // Upper face: its source must lie above the upper inner lip.
-                let su = [px - du[0], py - du[1]];
-                let [uu, vu] = m.local(su);
-                let above = m.at(&m.upper, uu) - vu;
-                let alpha_u = (above + 0.5).clamp(0.0, 1.0);
+                // Coverage from where this frame puts the lips' edges; colour from each layer's backward map,
+                // its source kept on its own side of its lip's rest edge.
+                let [u, v] = m.local([px, py]);
+                let below_upper = v - self.lip_at(0, u);
+                let above_lower = self.lip_at(1, u) - v;
+                let alpha_u = (0.5 - below_upper / self.edge).clamp(0.0, 1.0);
+                let upper_col = |r: &Self| {
+                    let su = [px - du[0], py - du[1]];
+                    if below_upper < -r.near_lips {
+                        return sample(&r.src, w, h, su[0], su[1]);
+                    }
+                    let [uu, vu] = m.local(su);
+                    let edge = m.at(&m.upper, uu) - LIP_MARGIN;
+                    let su = if vu > edge { m.point(uu, edge) } else { su };
+                    sample(&r.src, w, h, su[0], su[1])
+                };
                 let col = if alpha_u >= 1.0 {
-                    sample(&self.src, w, h, su[0], su[1])
+                    upper_col(self)
                 } else {
                     // Coverage front to back: the upper lip, then the lower lip, then whatever of the pixel is
                     // left to the interior (none where the lips meet, as beside the corners).
-                    let sl = [px - dl[0], py - dl[1]];
-                    let [ul, vl] = m.local(sl);
-                    let below = vl - m.at(&m.lower, ul);
-                    let alpha_l = (below + 0.5).clamp(0.0, 1.0).min(1.0 - alpha_u);
-                    let rest = 1.0 - alpha_u - alpha_l;
+                    let alpha_l = (0.5 - above_lower / self.edge)
+                        .clamp(0.0, 1.0)
+                        .min(1.0 - alpha_u);
+                    // Beyond the inner corners the lips do not part: whatever the two faces leave uncovered
+                    // along the seam's sideways run is lower face, never interior, or a dark thread would cross
+                    // the cheeks.
+                    let parts =
+                        1.0 - smoothstep((u.abs() - 0.9 * m.half_width) / (0.1 * m.half_width));
+                    let rest = (1.0 - alpha_u - alpha_l) * parts;
+                    let alpha_l = 1.0 - alpha_u - rest;
                     let mut c = [0.0f32; 3];
                     let mut add = |col: [f32; 3], k: f32| {
                         for (a, b) in c.iter_mut().zip(col) {
@@ -345,16 +438,25 @@ impl Renderer {
                         }
                     };
                     if alpha_u > 0.0 {
-                        add(sample(&self.src, w, h, su[0], su[1]), alpha_u);
+                        add(upper_col(self), alpha_u);
                     }
                     if alpha_l > 0.0 {
+                        let sl = [px - dl[0], py - dl[1]];
+                        let sl = if above_lower < -self.near_lips {
+                            sl
+                        } else {
+                            let [ul, vl] = m.local(sl);
+                            let edge = m.at(&m.lower, ul) + LIP_MARGIN;
+                            if vl < edge { m.point(ul, edge) } else { sl }
+                        };
                         add(sample(&self.src, w, h, sl[0], sl[1]), alpha_l);
                     }
                     if rest > 1e-3 {
-                        add(self.interior(x, y, -above, -below), rest);
+                        add(self.interior(x, y, below_upper, above_lower), rest);
                     }
                     c
                 };
+                let col = self.contact_shadow(col, u, below_upper, above_lower);
                 let out = &mut self.frame.rgba[o..o + 4];
                 for (dst, c) in out.iter_mut().zip(col) {
                     *dst = (c + 0.5).clamp(0.0, 255.0) as u8;
@@ -362,6 +464,31 @@ impl Renderer {
                 out[3] = 255;
             }
         }
+    }
+
+    /// Where the lips meet, the thin shadow line between them (what makes closed lips read as closed, not
+    /// melted together): strongest where they are pressed, gone once they part.
+    fn contact_shadow(
+        &self,
+        col: [f32; 3],
+        u: f32,
+        below_upper: f32,
+        above_lower: f32,
+    ) -> [f32; 3] {
+        let gap = below_upper + above_lower;
+        if gap > 1.5 {
+            return col;
+        }
+        let m = &self.rig.mouth;
+        let meet = 0.5 * (below_upper - above_lower);
+        let width = 0.5 + 0.008 * self.rig.mouth_width;
+        if meet.abs() > 3.0 * width || u.abs() >= 0.88 * m.half_width {
+            return col;
+        }
+        let line = (-(meet / width).powi(2)).exp();
+        let along = m.profile(u).sqrt();
+        let k = 1.0 - CONTACT_SHADOW * line * along * (1.0 - gap.max(0.0) / 1.5);
+        [col[0] * k, col[1] * k, col[2] * k]
     }
 
     /// The mouth interior at output pixel (`x`, `y`), which lies `below_upper` pixels below the upper inner lip
@@ -472,13 +599,16 @@ impl Renderer {
         let side = 0.5 + 0.5 * m.profile(u);
         let k = (0.55 - 0.3 * depth) * side;
         let mut col = [lips[0] * k, lips[1] * k * 0.78, lips[2] * k * 0.8];
-        // The tongue: lighter, rising from the lower lip, more of it the wider the jaw.
+        // The tongue: a little lighter, behind the lower lip (a shadow between them keeps the lip's edge, as in a
+        // photograph), more of it the wider the jaw.
         let open = (self.jaw_px / (0.05 * self.rig.face_height)).clamp(0.0, 1.0);
         let tongue_h = (0.5 * (below_upper + above_lower)).min(0.14 * mw) * open;
         if tongue_h > 0.5 && above_lower < tongue_h {
-            let t = 1.0 - above_lower / tongue_h;
-            let dome = m.profile(u) * smoothstep(t * 2.0) * (0.7 + 0.3 * (1.0 - t));
-            let tk = 0.85 * self.rig.look.light.min(1.0);
+            let inset = 1.0 + 0.03 * mw;
+            let behind = smoothstep((above_lower - 0.5 * inset) / inset);
+            let t = above_lower / tongue_h;
+            let dome = m.profile(u) * behind * (1.0 - smoothstep((t - 0.6) / 0.4));
+            let tk = 0.62 * self.rig.look.light.min(1.0);
             let tongue = [lips[0] * tk, lips[1] * tk * 0.7, lips[2] * tk * 0.72];
             col = mix(col, tongue, dome * 0.85);
         }

@@ -77,6 +77,14 @@ impl MouthFrame {
         ]
     }
 
+    /// Image point of mouth coordinates (`u`, `v`).
+    pub fn point(&self, u: f32, v: f32) -> [f32; 2] {
+        [
+            self.origin[0] + u * self.right[0] + v * self.down[0],
+            self.origin[1] + u * self.right[1] + v * self.down[1],
+        ]
+    }
+
     /// Value of a contour at `u`; beyond the corners, the corner's value (the seam runs on sideways).
     pub fn at(&self, contour: &[f32], u: f32) -> f32 {
         let n = contour.len();
@@ -133,6 +141,10 @@ pub struct WarpRig {
     pub mouth_width: f32,
     /// Distance between the eye centres, pixels.
     pub interocular: f32,
+    /// Per contour sample of the upper and lower inner lip ([`MouthFrame::upper`], [`MouthFrame::lower`]), per
+    /// basis: the lip's displacement at parameter 1 in mouth axes (along, down). The renderer moves the lips'
+    /// edges with these exactly, not through the coarse grid, which would blur a few-pixel lip.
+    pub lip_basis: [Vec<[[f32; 2]; N_BASIS]>; 2],
 }
 
 fn sub(a: [f32; 2], b: [f32; 2]) -> [f32; 2] {
@@ -153,7 +165,7 @@ fn mean(points: &[[f32; 3]], ids: &[usize]) -> [f32; 2] {
 }
 
 /// A polyline of mouth coordinates, evaluated at `u` (linear; clamped to its ends).
-fn polyline_at(chain: &[[f32; 2]], u: f32) -> f32 {
+pub(crate) fn polyline_at(chain: &[[f32; 2]], u: f32) -> f32 {
     let first = chain[0];
     let last = chain[chain.len() - 1];
     if u <= first[0].min(last[0]) {
@@ -288,7 +300,7 @@ impl MouthFrame {
     }
 
     /// `u` of contour sample `s`.
-    fn u_of(&self, s: usize) -> f32 {
+    pub fn u_of(&self, s: usize) -> f32 {
         -self.half_width + 2.0 * self.half_width * s as f32 / (self.seam.len() - 1) as f32
     }
 }
@@ -575,7 +587,22 @@ impl WarpRig {
             }
         }
 
+        let lip_basis = [L_UPPER, L_LOWER].map(|layer| {
+            (0..CONTOUR_SAMPLES)
+                .map(|s| {
+                    let u = mouth.u_of(s);
+                    let v = if layer == L_UPPER {
+                        mouth.upper[s]
+                    } else {
+                        mouth.lower[s]
+                    };
+                    std::array::from_fn(|k| mf.at(layer, k, u, v))
+                })
+                .collect()
+        });
+
         WarpRig {
+            lip_basis,
             roi,
             gw,
             gh,

@@ -281,7 +281,7 @@ async fn publish_and_run(
             width,
             height,
             max_framerate: f64::from(settings.fps),
-            max_bitrate: settings.video_max_bitrate,
+            max_bitrate: video_bitrate(settings.video_max_bitrate, width, height),
             codec: settings.video_codec,
             ..Default::default()
         }),
@@ -622,5 +622,29 @@ impl SessionState {
             ));
         }
         None
+    }
+}
+
+/// Frame size the `VIDEO_MAX_BITRATE` setting is given for.
+const BITRATE_REFERENCE_PIXELS: u64 = 512 * 512;
+
+/// The bitrate cap of a `width` x `height` avatar video: the setting (given for a 512x512 frame) scaled with the
+/// frame's pixel count, between a quarter and twice the setting, so a 576x720 portrait is not starved and a
+/// 256x256 one does not waste the link.
+pub fn video_bitrate(setting: u64, width: u32, height: u32) -> u64 {
+    let pixels = u64::from(width) * u64::from(height);
+    let scaled = setting.saturating_mul(pixels) / BITRATE_REFERENCE_PIXELS;
+    scaled.clamp(setting / 4, setting.saturating_mul(2))
+}
+
+#[cfg(test)]
+mod bitrate_tests {
+    #[test]
+    fn the_bitrate_follows_the_frame_size() {
+        assert_eq!(super::video_bitrate(2_000_000, 512, 512), 2_000_000);
+        assert_eq!(super::video_bitrate(2_000_000, 576, 720), 3_164_062);
+        assert_eq!(super::video_bitrate(2_000_000, 720, 720), 3_955_078);
+        assert_eq!(super::video_bitrate(2_000_000, 1440, 1440), 4_000_000);
+        assert_eq!(super::video_bitrate(2_000_000, 128, 128), 500_000);
     }
 }
