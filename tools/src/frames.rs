@@ -11,12 +11,12 @@
 //!   within one frame of it;
 //! - **smooth**: the largest change of the gap from one frame to the next in speech.
 
+use crate::eval::{self, Clip};
 use anyhow::Context;
 use image::RgbImage;
 use lipcast_worker::{
     audio::{MouthParams, NetworkFrontend, SAMPLES_PER_FRAME},
     avatar::{FaceModels, Frame, PreparedPortrait, Renderer, render::RenderOptions},
-    eval::{self, Clip},
     model::{ModelPack, Runtime},
 };
 

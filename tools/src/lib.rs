@@ -1,11 +1,14 @@
 //! Research and review tools for lipcast; nothing here ships in the server.
 //!
+//! - [`eval`]: the held-out voice (WAV reader, clips with their phones and targets) and the lip-sync report of
+//!   the audio front ends on it (`lipcast-eval`).
 //! - [`frames`]: lip sync measured on rendered frames: the held-out voice through the real front end and
 //!   renderer, a face tracker on every frame, figures of the inner-lip gap against the audio.
 //! - [`sheet`]: contact sheets of speech frames for `docs/`.
 //! - [`interior`]: makes the photographed mouth interior the renderer composites into closed mouths.
 #![forbid(unsafe_code)]
 
+pub mod eval;
 pub mod frames;
 pub mod interior;
 pub mod portraits;

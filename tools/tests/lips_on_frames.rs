@@ -3,8 +3,7 @@
 //! committed portraits; issue 17's full targets (r >= 0.6, bilabials on the open-smile default) are printed by
 //! `lipcast-look measure` and tracked in docs/look/README.md.
 
-use lipcast_tools::{frames, portraits};
-use lipcast_worker::eval;
+use lipcast_tools::{eval, frames, portraits};
 
 #[test]
 fn mouths_open_follow_speech_and_rest_in_silence_on_rendered_frames() {
@@ -42,7 +41,10 @@ fn mouths_open_follow_speech_and_rest_in_silence_on_rendered_frames() {
         if portrait.name == "hopper" {
             // The closed-mouth portrait: its lips part, and close on /m b p/.
             assert!(f.bilabials_closed >= 0.8, "hopper: bilabials {f}");
-            assert!(f.r >= 0.45, "hopper: the gap does not follow the audio: {f}");
+            assert!(
+                f.r >= 0.45,
+                "hopper: the gap does not follow the audio: {f}"
+            );
         }
     }
 }

@@ -8,12 +8,12 @@
 //! - `avatar`: portrait preparation and the renderer.
 //! - `generator`: bring-your-own neural generator packs (crop, model calls, paste-back, their animator).
 //! - `audio`: resampling, synthetic speech, audio -> mouth front ends.
-//! - `eval`: the lip-sync report (`lipcast-worker eval`).
+//!
+//! The lip-sync report on the held-out voice is research code and lives in `lipcast-tools` (`lipcast-eval`).
 
 pub mod audio;
 pub mod avatar;
 pub mod control;
-pub mod eval;
 pub mod generator;
 pub mod livekit;
 pub mod model;

@@ -19,8 +19,6 @@ struct Cli {
 enum Command {
     /// Serve the control API on a Unix socket until the session ends.
     Serve(lipcast_worker::control::ServeArgs),
-    /// Print the lip-sync report: the network and the DSP front ends on the held-out voice.
-    Eval(lipcast_worker::eval::EvalArgs),
     /// Time the render pipeline (features, render, I420) on synthetic speech; prints JSON.
     Bench(lipcast_worker::control::bench::BenchArgs),
 }
@@ -51,13 +49,6 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lipcast-worker bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Eval(args) => match lipcast_worker::eval::run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("lipcast-worker eval: {e:#}");
                 ExitCode::FAILURE
             }
         },

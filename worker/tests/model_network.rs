@@ -8,12 +8,12 @@ mod model_support;
 
 use std::path::PathBuf;
 
+use lipcast_tools::eval;
 use lipcast_worker::{
     audio::{
         FrontendKind, MouthFrontend, MouthParams, NetworkFrontend, build_frontend,
         network::{CTX_PAST, LogMel, NMEL, WINDOW, floor_frame},
     },
-    eval,
     model::ModelPack,
 };
 use ndarray::Array3;

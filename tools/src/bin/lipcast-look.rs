@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lipcast_tools::{frames, interior, portraits, sheet};
-use lipcast_worker::eval;
+use lipcast_tools::{eval, frames, interior, portraits, sheet};
 
 /// How the avatar looks, measured on rendered frames (the held-out voice through the real front end and
 /// renderer, the face mesh tracking every frame).

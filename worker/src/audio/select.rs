@@ -10,7 +10,7 @@ use crate::model::{ModelPack, Runtime};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FrontendKind {
     /// The trained network (`mouth` file of the pack). The default: it beats the DSP baseline on the held-out
-    /// voice (see `models/builtin/MOUTH_MODEL_CARD.md` and `lipcast-worker eval`).
+    /// voice (see `models/builtin/MOUTH_MODEL_CARD.md` and `lipcast-eval` in `lipcast-tools`).
     #[default]
     Network,
     /// The DSP baseline (`audio::dsp`): no model file needed.

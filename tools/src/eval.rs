@@ -1,4 +1,4 @@
-//! The lip-sync report (`lipcast-worker eval`): both audio front ends on a held-out voice used in no training,
+//! The lip-sync report (`lipcast-eval`): both audio front ends on a held-out voice used in no training,
 //! scored against the targets derived from its known phoneme timing (`models/eval/mouth-heldout`, made by
 //! `scripts/mouth/train.py`; provenance in `models/NOTICE`).
 //!
@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::audio::{
+use lipcast_worker::audio::{
     DspFrontend, MouthFrontend, MouthParams, NetworkFrontend, SAMPLE_RATE, SAMPLES_PER_FRAME,
 };
-use crate::model::{ModelPack, Runtime, RuntimeConfig};
+use lipcast_worker::model::{ModelPack, Runtime, RuntimeConfig};
 
 /// Lip opening (`MouthParams::opening`) at or below which the lips count as closed: a tenth of the widest
 /// opening, about 1% of the face height on the rendered portrait.
@@ -41,7 +41,7 @@ pub fn lips_closed(p: &MouthParams) -> bool {
     p.opening() <= CLOSED_OPENING
 }
 
-/// `lipcast-worker eval`: prints the lip-sync report for the network and the DSP baseline.
+/// `lipcast-eval`: prints the lip-sync report for the network and the DSP baseline.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
     /// Held-out set (a folder with heldout.json and its WAVs); default <models dir>/eval/mouth-heldout.
@@ -83,7 +83,7 @@ pub struct Clip {
 
 /// The default held-out folder.
 pub fn default_heldout_dir() -> Option<PathBuf> {
-    crate::model::pack::models_dir().map(|d| d.join("eval").join("mouth-heldout"))
+    lipcast_worker::model::pack::models_dir().map(|d| d.join("eval").join("mouth-heldout"))
 }
 
 /// Reads 16-bit PCM mono WAV at 16 kHz.
@@ -497,7 +497,7 @@ pub fn print_report(rows: &[(&str, &Metrics)], clips: &[Clip]) {
     }
 }
 
-/// `lipcast-worker eval`.
+/// `lipcast-eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let dir = match &args.data {
         Some(d) => d.clone(),
@@ -513,7 +513,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     .context("loading the model pack")?;
     let runtime = Runtime::new(RuntimeConfig {
-        device: crate::model::Device::Cpu,
+        device: lipcast_worker::model::Device::Cpu,
         intra_threads: 1,
     })
     .context("starting ONNX Runtime")?;
