@@ -71,6 +71,7 @@ fn lossy(env: &TestEnv) {
             ),
         ],
         stay: 0.0,
+        parallel_jobs: 1,
     };
     let job = AgentJob::start(env, &lk.url(), &script);
     let mut viewer = Viewer::start(env, &lk.url(), "lossy-room", "viewer");
