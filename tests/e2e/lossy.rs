@@ -27,20 +27,28 @@ const LOSS_PERCENT: u32 = 3;
 /// time (`LIPCAST_LOSS=to_server|from_server`):
 /// - server -> viewer only: the viewer NACKs, the server retransmits from its cache (36 sent, 17 of 17 losses
 ///   recovered), no freeze, 24.85 fps, max gap 138 ms: the viewer and the server recover loss on their leg.
-/// - lipcast -> server only: the server NACKs the publisher (338), yet it never has the lost packets to forward or
-///   retransmit (the viewer NACKed 2427 packets, 0 retransmitted, 0 received) and the server saw no RTX stream
+/// - lipcast -> server only: the server NACKed the publisher 2427 times (`livekit_nack_total` outgoing; the viewer
+///   NACKed the server 338 times, incoming), yet it retransmitted nothing to the viewer, and it saw no RTX stream
 ///   for the published video (`mediaTrack published ... "rtxSsrc": 0`); the viewer's frames wait for the missing
 ///   packet until libwebrtc's 3 s "no decodable frame" timeout sends its only PLI (pli_count 0 -> 1 across the
 ///   freeze), the server forwards it, the publisher's keyframe ends the freeze: 3.11 s, 21.1 fps.
 ///
-/// So packets lost on the publisher's leg are never recovered: as far as the server's counters show, the
-/// publisher does not answer its NACKs (its own outbound-rtp stats would prove it; the worker does not read them
-/// yet). The fix belongs on lipcast's publishing side (the engine's RTX / retransmission for the published track),
-/// not in the viewer or in livekit-server's PLI throttle (`rtc.pli_throttle`, 1 s at every quality by default,
-/// which the viewer's single PLI never hit).
+/// The publisher's own outbound-rtp counters (the worker logs them: `avatar_video sender stats`, printed below)
+/// say why: `rtx_ssrc=0` with H.264 (OpenH264) and with VP8 (libvpx, `VIDEO_CODEC=vp8`): the engine negotiates no
+/// RTX for the published video, though livekit-server v1.11.0 offers it (`video/rtx` is in its default
+/// `room.enabled_codecs`; `pkg/rtc/mediaengine.go` registers an `apt=` RTX for every video codec). The engine in
+/// the wheel (rust-sdks `create_sender`) sets the sender's codec preferences to the chosen codec's entries only
+/// (since rust-sdks 43933e58, "fix unmatched codec", #516, livekit-ffi 0.12.48), which drops `video/rtx`; no
+/// `TrackPublishOptions` field brings it back. Without RTX, libwebrtc resends a NACKed packet on the media SSRC
+/// (12-66 packets per run; the server's `retransmit` packet counter does not count them: it stays 0), but not
+/// every one: in the run that froze (both ways, 3.18 s + 3.15 s, the first at t=1.3 s) the server NACKed 784
+/// times, the sender counted 108 NACK messages and resent 18 packets. In 4 runs (H.264 to_server 1, both 2, VP8
+/// both 1) one froze; the others decoded 23.7-24.6 fps with no gap over 0.4 s. The fix is in the engine (keep
+/// `video/rtx` in the codec preferences), not in lipcast's publish options, the viewer or livekit-server's PLI
+/// throttle (`rtc.pli_throttle`, 1 s at every quality by default, which the viewer's single PLI never hit).
 /// Run it with `cargo nextest run --release -p lipcast-e2e --test lossy --run-ignored all`.
 #[test]
-#[ignore = "3% loss: packets lost on the way from lipcast to the server are never retransmitted, the viewer freezes ~3 s until its keyframe request (see the doc comment)"]
+#[ignore = "3% loss: the engine publishes video without RTX and leaves some NACKed packets unsent, so the viewer sometimes freezes ~3 s until its keyframe request (see the doc comment)"]
 fn real_livekit_lossy_network() {
     in_namespace(
         "real_livekit_lossy_network",
@@ -131,6 +139,21 @@ fn lossy(env: &TestEnv) {
             "livekit_packet_total",
             &["direction=\"outgoing\"", "transmission=\"retransmit\""]
         ),
+    );
+    // The publisher's view: its engine's outbound-rtp counters of the video, as the worker last logged them
+    // (every 5 s while NACKs or keyframe requests arrive).
+    let sender = sup
+        .log()
+        .into_iter()
+        .rfind(|l| l.contains("avatar_video sender stats"))
+        .unwrap_or_default();
+    println!(
+        "MEASURED worker sender stats: {}",
+        sender
+            .split("avatar_video sender stats")
+            .nth(1)
+            .unwrap_or("(none logged)")
+            .trim()
     );
     assert_eq!(done["status"], "completed", "{done}");
     assert!(lost > 50, "the loss rules dropped only {lost} packets");
