@@ -93,6 +93,7 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
             .map(|(t, p)| Utterance::said(t, *p))
             .collect(),
         stay: 0.0,
+        parallel_jobs: 1,
     };
     let job = AgentJob::start(env, &lk.url(), &script);
     // The viewer's join creates the room; the server dispatches the job; the plugin POSTs /launch.
@@ -162,50 +163,74 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
         });
 
     // playback_finished gave each utterance's true length.
-    let events = job.events();
+    let wav = check_playout(room, &job.events_in(room));
+    let report = viewer.stop_and_report();
+    check_viewed(room, &report, &wav, mouth_at);
+    drop(job);
+    drop(lk);
+}
+
+/// The job's audio output reported every utterance played out whole (`lk.playback_finished` with the TTS's true
+/// length); returns the first utterance's WAV (the speech the avatar should republish).
+fn check_playout(room: &str, events: &[Value]) -> String {
     let tts: Vec<&Value> = events.iter().filter(|e| e["event"] == "tts").collect();
     let finished: Vec<&Value> = events
         .iter()
         .filter(|e| e["event"] == "playback_finished")
         .collect();
-    assert_eq!(finished.len(), UTTERANCES.len(), "{events:?}");
+    assert_eq!(finished.len(), UTTERANCES.len(), "{room}: {events:?}");
     for (fin, t) in finished.iter().zip(&tts) {
         let (pos, truth) = (
             fin["playback_position"].as_f64().unwrap_or(-1.0),
             t["seconds"].as_f64().unwrap_or(0.0),
         );
         println!(
-            "MEASURED playback_finished position={pos:.4} s tts={truth:.4} s interrupted={}",
+            "MEASURED {room}: playback_finished position={pos:.4} s tts={truth:.4} s interrupted={}",
             fin["interrupted"]
         );
-        assert_eq!(fin["interrupted"], Value::Bool(false), "{fin}");
-        assert!((pos - truth).abs() < 0.04, "position {pos} vs {truth}");
+        assert_eq!(fin["interrupted"], Value::Bool(false), "{room}: {fin}");
+        assert!(
+            (pos - truth).abs() < 0.04,
+            "{room}: position {pos} vs {truth}"
+        );
     }
+    tts[0]["wav"].as_str().unwrap_or_default().to_owned()
+}
 
-    let report = viewer.stop_and_report();
+/// What the viewer of `room` decoded of the avatar: 25 fps within the suite's margin on its arrival clock, the
+/// mouth moving in speech and resting in silence, and the audio being the speech in `wav`.
+fn check_viewed(room: &str, report: &Value, wav: &str, mouth_at: (f64, f64)) {
     let avatar = report["participants"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["identity"] == AVATAR))
         .cloned()
         .unwrap_or(Value::Null);
-    assert_eq!(avatar["kind"].as_u64(), Some(KIND_AGENT), "{avatar}");
-    let rx = analysis::received_by_viewer(&report, AVATAR, mouth_at);
+    assert_eq!(
+        avatar["kind"].as_u64(),
+        Some(KIND_AGENT),
+        "{room}: {avatar}"
+    );
+    let rx = analysis::received_by_viewer(report, AVATAR, mouth_at);
 
     // Pacing on the viewer's clock, the first second (the encoder's start) skipped.
     let (a0, a1) = (rx.video_t[0] + 1.0, rx.video_t[rx.video_t.len() - 1]);
     let (fps, gap) = analysis::fps_and_max_gap(&rx.frames, a0, a1);
     println!(
-        "MEASURED viewer fps={fps:.2} max_arrival_gap_ms={:.0} frames={} over {:.1} s ({}x{})",
+        "MEASURED {room}: viewer fps={fps:.2} max_arrival_gap_ms={:.0} frames={} over {:.1} s ({}x{})",
         gap * 1e3,
         rx.frames.len(),
         a1 - a0,
         avatar["video"][0]["width"],
         avatar["video"][0]["height"]
     );
-    assert!(a1 - a0 > 15.0, "only {:.1} s of video", a1 - a0);
-    assert!((fps - 25.0).abs() <= 1.0, "fps {fps}");
+    assert!(a1 - a0 > 15.0, "{room}: only {:.1} s of video", a1 - a0);
+    assert!((fps - 25.0).abs() <= 1.0, "{room}: fps {fps}");
     // Arrival gaps include the viewer's own stalls (Python on 2 busy cores): a sanity bound only.
-    assert!(gap <= 1.0, "frames arrived with a {:.0} ms gap", gap * 1e3);
+    assert!(
+        gap <= 1.0,
+        "{room}: frames arrived with a {:.0} ms gap",
+        gap * 1e3
+    );
 
     // The mouth moves during speech and rests in silence (arrival clock: wider margins than session.rs).
     let loud = rx.loud();
@@ -221,7 +246,7 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let quiet = silence.iter().filter(|m| **m < 2.0).count() as f64 / silence.len().max(1) as f64;
     println!(
-        "MEASURED mouth_motion speech={:.2} silence={:.2} still_in_silence={:.0}% ({} / {} frames)",
+        "MEASURED {room}: mouth_motion speech={:.2} silence={:.2} still_in_silence={:.0}% ({} / {} frames)",
         mean(&speech),
         mean(&silence),
         quiet * 100.0,
@@ -230,37 +255,75 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
     );
     assert!(
         speech.len() > 50 && silence.len() > 100,
-        "{} speech, {} silent frames",
+        "{room}: {} speech, {} silent frames",
         speech.len(),
         silence.len()
     );
     assert!(
         mean(&speech) > 3.0 * mean(&silence).max(0.5),
-        "the mouth does not follow the speech"
+        "{room}: the mouth does not follow the speech"
     );
     assert!(
         quiet > 0.85,
-        "the mouth moves in silence ({:.0}% still)",
+        "{room}: the mouth moves in silence ({:.0}% still)",
         quiet * 100.0
     );
 
-    // The avatar's audio is the speech the agent's TTS made.
-    let wav = tts[0]["wav"].as_str().unwrap_or_default();
+    // The avatar's audio is the speech the agent's TTS made. Compared in 0.5 s windows (25 envelope steps of
+    // 20 ms), each at its own best alignment within +-60 ms of the utterance's one: on a busy CPU the viewer's
+    // jitter buffer stretches and squeezes its playout (measured: ~60 ms early, then ~60 ms late within one
+    // 4.4 s utterance), which took a single fixed alignment's correlation down to 0.711 although every word was
+    // there. The median window must reach the old 0.8 (a median, not every window: a window at a word's onset,
+    // where the buffer's correction happens, may be lower on its 25 points), and so must all speech windows
+    // pooled, each at its shift. The whole still has to be there in order and at length: 0.5 at the one
+    // alignment (other speech scores ~0), and the received speech spans the sent one's length within 0.25 s
+    // (measured +80..+140 ms: Opus and the viewer's playout smear the edges).
     let (rate, _, sent) = analysis::read_wav(wav);
     let sent_env = analysis::envelope(&sent, (rate / 50) as usize);
     let received_env = analysis::envelope(&rx.audio.samples, (rx.audio.rate / 50) as usize);
-    let (lag, _) = analysis::best_lag(&sent_env, &received_env, received_env.len() as i64);
-    // Pearson over the aligned window only (best_lag's figure uses the whole recording's mean, silence and all).
-    let start = usize::try_from(lag).unwrap_or(0);
-    let window = &received_env[start.min(received_env.len())..];
-    let corr = analysis::correlation(&sent_env, window);
-    println!("MEASURED audio envelope correlation={corr:.3} at lag {lag} x 20 ms");
-    assert!(
-        corr > 0.8,
-        "the avatar's audio is not the speech the agent sent (corr {corr:.3})"
+    let m = analysis::windowed_match(&sent_env, &received_env, 25, 3);
+    let windows: Vec<String> = m
+        .windows
+        .iter()
+        .map(|(_, c, s)| format!("{c:.2}@{:+}ms", s * 20))
+        .collect();
+    let lo = usize::try_from(m.lag - 10)
+        .unwrap_or(0)
+        .min(received_env.len());
+    let hi = (usize::try_from(m.lag).unwrap_or(0) + sent_env.len() + 10).min(received_env.len());
+    let span = |s: Option<(usize, usize)>| s.map_or(0.0, |(a, b)| (b - a) as f64 * 0.02);
+    let (sent_span, received_span) = (
+        span(analysis::loud_span(&sent_env)),
+        span(analysis::loud_span(&received_env[lo..hi])),
     );
-    drop(job);
-    drop(lk);
+    println!(
+        "MEASURED {room}: audio envelope per 0.5 s window [{}] median={:.3} pooled={:.3}; one alignment: correlation={:.3} at lag {} x 20 ms; speech span sent={sent_span:.2} s received={received_span:.2} s",
+        windows.join(" "),
+        m.median,
+        m.pooled,
+        m.global,
+        m.lag
+    );
+    assert!(
+        m.windows.len() >= 4,
+        "{room}: only {} windows of speech",
+        m.windows.len()
+    );
+    assert!(
+        m.median > 0.8 && m.pooled > 0.8,
+        "{room}: the avatar's audio is not the speech the agent sent (median window {:.3}, pooled {:.3})",
+        m.median,
+        m.pooled
+    );
+    assert!(
+        m.global > 0.5,
+        "{room}: the speech is not there in order (one alignment: {:.3})",
+        m.global
+    );
+    assert!(
+        (received_span - sent_span).abs() <= 0.25,
+        "{room}: {received_span:.2} s of speech received for {sent_span:.2} s sent"
+    );
 }
 
 /// The agent interrupts itself mid-sentence, says one more thing, then stays in the room silent, through the
@@ -312,6 +375,7 @@ fn interrupt_then_idle(env: &TestEnv) {
             Utterance::said("Boats bob by the pier while people wave.", 0.5),
         ],
         stay: 30.0,
+        parallel_jobs: 1,
     };
     let job = AgentJob::start(env, &lk.url(), &script);
     let mut viewer = Viewer::start(env, &lk.url(), room, VIEWER);
@@ -570,5 +634,212 @@ fn server_crash(env: &TestEnv) {
         after["active_sessions"], 0,
         "the slot is not free: {health} / {after}"
     );
+    drop(lk);
+}
+
+/// Three rooms at once through the real server (issue 18): one livekit-agents worker serves three jobs, each
+/// in its own room with livekit-plugins-bithuman's `AvatarSession` launching lipcast (`MAX_SESSIONS=3`, three
+/// warm workers), and a viewer (LiveKit's Python SDK) in each room. Per room, with the single-room test's
+/// margins: the first frame decoded soon after the plugin's launch, 25 fps published by its worker and decoded
+/// by its viewer, the mouth moving in speech and resting in silence, the republished audio being that room's
+/// speech, the task `completed` when its agent leaves; three distinct workers, lipcast at capacity while they
+/// run and every slot free at the end.
+#[test]
+fn real_livekit_three_rooms() {
+    in_namespace("real_livekit_three_rooms", LIMIT, three_rooms);
+}
+
+/// Busy and total jiffies of the whole machine (/proc/stat's `cpu` line).
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    let total: u64 = f.iter().take(8).sum();
+    (total - idle, total)
+}
+
+fn three_rooms(env: &TestEnv) {
+    const ROOMS: [&str; 3] = ["room-1", "room-2", "room-3"];
+    lipcast_e2e::livekit_server::binary();
+    paths::agents_python();
+    let lk = LiveKitServer::start(env);
+    let sup = Supervisor::start(
+        &env.out_dir,
+        &[
+            ("MAX_SESSIONS", "3"),
+            ("AUTO_PREWARM", "true"),
+            ("WARM_WORKERS", "3"),
+            ("API_SECRET", SECRET),
+        ],
+    )
+    .authed(SECRET);
+    sup.wait_ready(Duration::from_secs(60));
+    sup.wait_warm(3, Duration::from_secs(90));
+    let mouth_at = mouth_center();
+    let script = JobScript {
+        model: None,
+        api_url: sup.url("/launch"),
+        api_secret: SECRET.to_owned(),
+        avatar_image: paths::workspace().join("models/portraits/default.jpg"),
+        lead_in: 3.0,
+        utterances: UTTERANCES
+            .iter()
+            .map(|(t, p)| Utterance::said(t, *p))
+            .collect(),
+        stay: 0.0,
+        parallel_jobs: 3,
+    };
+    let job = AgentJob::start(env, &lk.url(), &script);
+    let cpu0 = cpu_jiffies();
+    // Each viewer's join creates its room; the server dispatches a job for each.
+    let viewer_of = |i: usize| format!("viewer-{}", i + 1);
+    let mut viewers: Vec<Viewer> = ROOMS
+        .iter()
+        .enumerate()
+        .map(|(i, room)| Viewer::start(env, &lk.url(), room, &viewer_of(i)))
+        .collect();
+
+    let mut tasks = Vec::new();
+    for (room, viewer) in ROOMS.iter().zip(&mut viewers) {
+        let launching = job.expect_in(room, "launching", Duration::from_secs(60));
+        let first = viewer
+            .events
+            .expect_where("first_frame", Duration::from_secs(30), |v| {
+                v["identity"] == AVATAR
+            });
+        let first_ms = (unix(&first) - unix(&launching)) * 1e3;
+        println!(
+            "MEASURED {room}: launch_to_first_decoded_frame_ms={first_ms:.0} (three rooms at once, warm pool)"
+        );
+        assert!(
+            first_ms < 5_000.0,
+            "{room}: first frame decoded only {first_ms:.0} ms after the launch"
+        );
+        let (_, all) = sup.get("/tasks");
+        let task = all["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["room_name"] == *room))
+            .cloned()
+            .unwrap_or_else(|| panic!("no task for room {room}: {all}"));
+        tasks.push(task["task_id"].as_str().unwrap_or_default().to_owned());
+    }
+
+    // All three live at once, each on a worker of its own; lipcast says it is full.
+    let pids: Vec<u32> = tasks.iter().map(|t| sup.worker_of(t)).collect();
+    let (status, ready) = sup.get("/ready");
+    println!("MEASURED three rooms live: worker pids {pids:?}, /ready {status} {ready}");
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "three sessions, workers {pids:?}");
+    assert_eq!(
+        (status, ready["status"].as_str()),
+        (503, Some("at_capacity")),
+        "{ready}"
+    );
+    assert_eq!(ready["active_sessions"], 3, "{ready}");
+
+    for (i, (room, viewer)) in ROOMS.iter().zip(&mut viewers).enumerate() {
+        // The avatar is an agent publishing on behalf of its room's agent; the agent links its room's person.
+        let started = job.expect_in(room, "job_started", Duration::from_secs(5));
+        let joined = job.expect_in(room, "avatar_joined", Duration::from_secs(30));
+        assert_eq!(
+            joined["kind"].as_u64(),
+            Some(KIND_AGENT),
+            "{room}: {joined}"
+        );
+        assert_eq!(
+            joined["attributes"]["lk.publish_on_behalf"], started["identity"],
+            "{room}: {joined}"
+        );
+        let linked = job.expect_in(room, "linked", Duration::from_secs(20));
+        assert_eq!(
+            linked["identity"].as_str(),
+            Some(viewer_of(i).as_str()),
+            "{room}: {linked}"
+        );
+        viewer
+            .events
+            .expect_where("participant_connected", Duration::from_secs(5), |v| {
+                v["identity"] == AVATAR
+            });
+    }
+
+    // Each job speaks, then ends; its task completes; its worker published 25 fps.
+    let mut cpu_per_session = Vec::new();
+    for (room, task_id) in ROOMS.iter().zip(&tasks) {
+        job.expect_in(room, "shutting_down", Duration::from_secs(120));
+        let done = sup.wait_task(task_id, Duration::from_secs(20), |t| {
+            t["status"] != "running" && t["status"] != "pending"
+        });
+        let stats = &done["stats"];
+        let published = stats["fps"].as_f64().unwrap_or(0.0);
+        let frames = stats["frames"].as_f64().unwrap_or(0.0);
+        let cpu = stats["worker_cpu_seconds"].as_f64().unwrap_or(f64::NAN) / (frames / 25.0);
+        cpu_per_session.push(cpu);
+        println!(
+            "MEASURED {room}: task {} end_reason={} published fps={published:.2} frames={frames} dropped={} late={} \
+             frame_interval_ms={} av_offset_ms={} worker_cpu={cpu:.3} core first_frame_ms={}",
+            done["status"],
+            done["end_reason"],
+            stats["dropped_frames"],
+            stats["late_frames"],
+            stats["frame_interval_ms"],
+            stats["av_offset_ms"],
+            done["first_frame_ms"]
+        );
+        assert_eq!(done["status"], "completed", "{room}: {done}");
+        assert!(
+            (published - 25.0).abs() <= 1.0,
+            "{room}: published {published} fps"
+        );
+    }
+    let cpu1 = cpu_jiffies();
+    let busy = (cpu1.0 - cpu0.0) as f64 / (cpu1.1 - cpu0.1).max(1) as f64;
+    println!(
+        "MEASURED three rooms: machine busy {:.0}% of its cores over the sessions (everything: server, agents, \
+         viewers, lipcast, other jobs); lipcast workers {:.3} / {:.3} / {:.3} core each",
+        busy * 100.0,
+        cpu_per_session[0],
+        cpu_per_session[1],
+        cpu_per_session[2]
+    );
+
+    for (room, mut viewer) in ROOMS.iter().zip(viewers) {
+        viewer
+            .events
+            .expect_where("participant_disconnected", Duration::from_secs(10), |v| {
+                v["identity"] == AVATAR
+            });
+        let wav = check_playout(room, &job.events_in(room));
+        let report = viewer.stop_and_report();
+        check_viewed(room, &report, &wav, mouth_at);
+    }
+
+    // Every worker reaped, every slot free.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| lipcast_e2e::supervisor::exists(*p))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let alive: Vec<&u32> = pids
+        .iter()
+        .filter(|p| lipcast_e2e::supervisor::exists(**p))
+        .collect();
+    assert!(alive.is_empty(), "session workers not reaped: {alive:?}");
+    let (_, health) = sup.get("/health");
+    assert_eq!(health["active_sessions"], 0, "slots not free: {health}");
+    let (status, ready) = sup.get("/ready");
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["available_sessions"], 3, "{ready}");
+    drop(job);
     drop(lk);
 }

@@ -27,30 +27,6 @@ fn launched(
     ))
 }
 
-/// The PID serving `task_id`: the supervisor's child whose log lines carry the task id.
-fn worker_of(sup: &Supervisor, task_id: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        for line in sup.log() {
-            if line.contains(task_id)
-                && let Some(pid) = line
-                    .split("pid=")
-                    .nth(1)
-                    .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|s| s.parse::<u32>().ok())
-                && sup.worker_pids().contains(&pid)
-            {
-                return pid;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no worker log line names task {task_id}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn zombies_of(pid: u32) -> Vec<u32> {
     children_of(pid)
         .into_iter()
@@ -100,7 +76,7 @@ fn stop_crash_and_hang(env: &TestEnv) {
     // Stop.
     let task = launched(env, &sup, &room, "r", "avatar");
     sup.wait_task(&task, Duration::from_secs(10), |t| t["status"] == "running");
-    let pid = worker_of(&sup, &task);
+    let pid = sup.worker_of(&task);
     std::thread::sleep(Duration::from_secs(2));
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |k: &str| {
@@ -186,7 +162,7 @@ fn stop_crash_and_hang(env: &TestEnv) {
     sup.wait_ready(Duration::from_secs(30));
     let task = launched(env, &sup, &room, "r", "avatar");
     sup.wait_task(&task, Duration::from_secs(10), |t| t["status"] == "running");
-    let pid = worker_of(&sup, &task);
+    let pid = sup.worker_of(&task);
     let t = Instant::now();
     signal(pid, Signal::SIGKILL);
     let failed = sup.wait_task(&task, Duration::from_secs(3), |t| t["status"] == "failed");
@@ -212,7 +188,7 @@ fn stop_crash_and_hang(env: &TestEnv) {
     );
     let task = launched(env, &sup, &room, "r", "avatar");
     sup.wait_task(&task, Duration::from_secs(10), |t| t["status"] == "running");
-    let pid = worker_of(&sup, &task);
+    let pid = sup.worker_of(&task);
     let t = Instant::now();
     signal(pid, Signal::SIGSTOP);
     let gone = wait_gone(pid, Duration::from_secs(15));

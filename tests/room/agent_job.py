@@ -10,10 +10,11 @@ Configuration (environment; the job processes inherit it):
   LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET   the server (the plugin mints the avatar's token with them)
   LIPCAST_JOB_SCRIPT   JSON {api_url, api_secret, avatar_image, model (null: JSON; "expression": multipart),
                              lead_in, utterances: [[text, pause_s, interrupt_after_s or null], ...],
-                             stay (seconds to stay, silent, before ending the job)}
+                             stay (seconds to stay, silent, before ending the job),
+                             idle_processes (job processes kept ready: one per room served at once)}
                        An utterance with interrupt_after_s is interrupted that long after its playout started
                        (the agent's own interruption: the plugin sends lk.clear_buffer to the avatar).
-  LIPCAST_JOB_EVENTS   a file: one JSON event per line (job_started, launching, launched, avatar_joined,
+  LIPCAST_JOB_EVENTS   a file: one JSON event per line, each with the job's `room` (job_started, launching, launched, avatar_joined,
                        linked, tts {text, wav, seconds}, saying, playback_started, interrupting,
                        playback_finished, said, staying, shutting_down, error)
 """
@@ -41,10 +42,14 @@ from livekit.agents.voice import room_io
 from livekit.plugins import bithuman
 
 T0 = time.monotonic()
+# The room of the job this process runs (each job runs in a process of its own): every event names it, so a
+# test that has the worker serve several rooms at once tells their events apart.
+ROOM = None
 
 
 def emit(event, **kw):
-    line = json.dumps({"event": event, "t": round(time.monotonic() - T0, 4), "unix": time.time(), **kw})
+    line = json.dumps({"event": event, "t": round(time.monotonic() - T0, 4), "unix": time.time(), "room": ROOM,
+                       **kw})
     with open(os.environ["LIPCAST_JOB_EVENTS"], "a") as f:
         f.write(line + "\n")
 
@@ -84,6 +89,8 @@ class EspeakStream(tts.ChunkedStream):
 
 
 async def entrypoint(ctx: JobContext):
+    global ROOM
+    ROOM = ctx.job.room.name
     script = json.loads(os.environ["LIPCAST_JOB_SCRIPT"])
     try:
         await run(ctx, script)
@@ -154,6 +161,7 @@ if __name__ == "__main__":
         entrypoint_fnc=entrypoint,
         # The machine is shared and busy: never mark the worker unavailable for load (the default 0.7 would).
         load_fnc=lambda: 0.0,
-        num_idle_processes=1,
+        # One job process ready per room the test runs at once (a process takes seconds to start on 2 busy cores).
+        num_idle_processes=int(json.loads(os.environ["LIPCAST_JOB_SCRIPT"]).get("idle_processes", 1)),
         port=0,
     ))

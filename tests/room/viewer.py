@@ -9,7 +9,8 @@ disconnected. The report (written every second and at the end: stdin closed or S
 tests/room/room.py's participant records, so the Rust analysis reads both:
   {"t0_unix", "participants": [{"identity", "kind", "attributes",
      "video": [{"frames", "first_at_unix", "arrivals": [[t, timestamp_us]], "grid": [base64 32x32 luma],
-                "width", "height"}],
+                "width", "height", "rtp_stats": [{t, packets_lost, nack_count, pli_count, fir_count,
+                key_frames_decoded, freeze_count, total_freeze_duration, ...}] (inbound-rtp, once a second)}],
      "audio": [{"wav", "sample_rate", "channels", "arrivals": [[t, first_sample, samples, 0]]}]}]}
 Times `t` are seconds on this process's monotonic clock since t0 (t0_unix on the wall clock).
 
@@ -46,6 +47,28 @@ class Viewer:
         self.participants = {}
         self.tasks = set()
         self.writers = []
+        self.video_tracks = []
+
+    async def sample_stats(self):
+        """The receiver's own counters for each video track (WebRTC inbound-rtp stats): keyframe requests it sent
+        (PLI, FIR), NACKs, losses, freezes as libwebrtc counts them."""
+        for track, rec in list(self.video_tracks):
+            try:
+                stats = await asyncio.wait_for(track.get_stats(), 2.0)
+            except Exception:
+                continue
+            for st in stats:
+                if st.WhichOneof("stats") != "inbound_rtp":
+                    continue
+                ib, rx = st.inbound_rtp.inbound, st.inbound_rtp.received
+                rec["rtp_stats"].append({
+                    "t": round(now(), 3), "packets_received": rx.packets_received, "packets_lost": rx.packets_lost,
+                    "nack_count": ib.nack_count, "pli_count": ib.pli_count, "fir_count": ib.fir_count,
+                    "frames_received": ib.frames_received, "frames_decoded": ib.frames_decoded,
+                    "key_frames_decoded": ib.key_frames_decoded, "frames_dropped": ib.frames_dropped,
+                    "freeze_count": ib.freeze_count, "total_freeze_duration": ib.total_freeze_duration,
+                    "retransmitted_packets_received": ib.retransmitted_packets_received,
+                })
 
     def record(self, p):
         rec = self.participants.get(p.identity)
@@ -62,13 +85,19 @@ class Viewer:
 
     async def video(self, track, p):
         rec = {"frames": 0, "first_at_unix": None, "arrivals": [], "grid": [], "width": 0, "height": 0,
-               "name": track.name}
+               "name": track.name, "rtp_stats": [], "filler_frames": 0}
         self.record(p)["video"].append(rec)
+        self.video_tracks.append((track, rec))
         stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420)
         async for ev in stream:
             t = now()
             f = ev.frame
             w, h = f.width, f.height
+            if w < 32 or h < 32:
+                # Not a picture of the track: the engine's black 2x2 filler frames (seen at 30 fps once the
+                # avatar had left, with three rooms on a busy machine).
+                rec["filler_frames"] += 1
+                continue
             if rec["first_at_unix"] is None:
                 rec["first_at_unix"] = time.time()
                 emit("first_frame", identity=p.identity, width=w, height=h, unix=rec["first_at_unix"])
@@ -82,7 +111,9 @@ class Viewer:
 
     async def audio(self, track, p):
         idx = len(self.record(p)["audio"])
-        path = os.path.join(self.args.out_dir, f"viewer_{p.identity}_a{idx}.wav")
+        # Named after this viewer's report too: viewers in several rooms see avatars of the same identity.
+        stem = os.path.splitext(os.path.basename(self.args.report))[0]
+        path = os.path.join(self.args.out_dir, f"{stem}_{p.identity}_a{idx}.wav")
         rate = 48000
         rec = {"wav": path, "sample_rate": rate, "channels": 1, "arrivals": [], "samples": 0,
                "name": track.name}
@@ -167,6 +198,7 @@ async def main():
 
     v.spawn(stdin_closed())
     while not stop.is_set():
+        await v.sample_stats()
         v.write_report()
         try:
             await asyncio.wait_for(stop.wait(), 1.0)

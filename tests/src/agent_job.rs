@@ -29,6 +29,9 @@ pub struct JobScript {
     pub utterances: Vec<Utterance>,
     /// Seconds to stay in the room, silent, after the last utterance, before ending the job.
     pub stay: f64,
+    /// Rooms the worker serves at once: it keeps that many job processes ready (each job runs in a process of
+    /// its own, which takes seconds to start on a busy machine).
+    pub parallel_jobs: u32,
 }
 
 /// One thing the agent says.
@@ -67,6 +70,7 @@ impl AgentJob {
         let script_json = serde_json::json!({
             "model": script.model, "api_url": script.api_url, "api_secret": script.api_secret,
             "avatar_image": script.avatar_image, "lead_in": script.lead_in, "stay": script.stay,
+            "idle_processes": script.parallel_jobs.max(1),
             "utterances": script.utterances.iter()
                 .map(|u| serde_json::json!([u.text, u.pause, u.interrupt_after]))
                 .collect::<Vec<_>>(),
@@ -122,15 +126,32 @@ impl AgentJob {
             .collect()
     }
 
+    /// The events of the job that serves `room` (every event names its job's room).
+    pub fn events_in(&self, room: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["room"] == room)
+            .collect()
+    }
+
     /// Waits for the job event `event`; panics on an `error` event.
     pub fn expect(&self, event: &str, within: Duration) -> Value {
+        self.expect_where(event, within, |_| true)
+    }
+
+    /// Waits for the event `event` of the job that serves `room`; panics on an `error` event of any job.
+    pub fn expect_in(&self, room: &str, event: &str, within: Duration) -> Value {
+        self.expect_where(event, within, |e| e["room"] == room)
+    }
+
+    fn expect_where(&self, event: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let events = self.events();
             if let Some(e) = events.iter().find(|e| e["event"] == "error") {
                 panic!("agent job error while waiting for {event}: {e}");
             }
-            if let Some(e) = events.into_iter().find(|e| e["event"] == event) {
+            if let Some(e) = events.into_iter().find(|e| e["event"] == event && pred(e)) {
                 return e;
             }
             assert!(

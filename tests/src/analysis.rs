@@ -401,6 +401,83 @@ pub fn best_lag(a: &[f64], b: &[f64], max: i64) -> (i64, f64) {
     best
 }
 
+/// How well a received loudness envelope matches a sent one, piece by piece (see [`windowed_match`]).
+#[derive(Debug, Clone)]
+pub struct WindowedMatch {
+    /// The utterance's one alignment: `received[lag + i]` against `sent[i]` (from [`best_lag`]).
+    pub lag: i64,
+    /// Pearson correlation of the whole utterance at that one alignment.
+    pub global: f64,
+    /// Per window that has speech in it: (first envelope index in `sent`, its best correlation, the shift in
+    /// envelope steps, within `-max_shift..=max_shift` of `lag`, that gave it).
+    pub windows: Vec<(usize, f64, i64)>,
+    /// Median of the windows' correlations.
+    pub median: f64,
+    /// Pearson correlation of all the speech windows together, each placed at its own shift.
+    pub pooled: f64,
+}
+
+/// Compares the envelope of the speech that was sent with the envelope of what was received, allowing the
+/// receiver's clock to wander a little within the utterance (a jitter buffer stretching or squeezing its
+/// playout on a busy CPU): the whole is aligned once by [`best_lag`], then every `window` envelope steps of it
+/// get their own best alignment within `max_shift` steps of that one. Windows whose sent loudness stays below a
+/// tenth of the utterance's peak (silence before, between or after the words) are left out: their correlation
+/// is that of noise.
+pub fn windowed_match(
+    sent: &[f64],
+    received: &[f64],
+    window: usize,
+    max_shift: i64,
+) -> WindowedMatch {
+    let (lag, _) = best_lag(sent, received, received.len() as i64);
+    let at = |from: i64, n: usize| -> &[f64] {
+        let lo = usize::try_from(from).unwrap_or(0).min(received.len());
+        &received[lo..(lo + n).min(received.len())]
+    };
+    let global = correlation(sent, at(lag, sent.len()));
+    let peak = sent.iter().copied().fold(0.0, f64::max);
+    let (mut windows, mut pooled_a, mut pooled_b) = (Vec::new(), Vec::new(), Vec::new());
+    let window = window.max(2);
+    let mut start = 0;
+    while start + window / 2 < sent.len() {
+        let a = &sent[start..(start + window).min(sent.len())];
+        start += window;
+        if a.iter().copied().fold(0.0, f64::max) < 0.1 * peak {
+            continue;
+        }
+        let first = (start - window) as i64;
+        let best = (-max_shift..=max_shift)
+            .filter(|s| lag + first + s >= 0)
+            .map(|s| (correlation(a, at(lag + first + s, a.len())), s))
+            .fold((f64::MIN, 0), |b, c| if c.0 > b.0 { c } else { b });
+        let b = at(lag + first + best.1, a.len());
+        pooled_a.extend_from_slice(&a[..b.len()]);
+        pooled_b.extend_from_slice(b);
+        windows.push((start - window, best.0, best.1));
+    }
+    let mut sorted: Vec<f64> = windows.iter().map(|w| w.1).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median = match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    WindowedMatch {
+        lag,
+        global,
+        windows,
+        median,
+        pooled: correlation(&pooled_a, &pooled_b),
+    }
+}
+
+/// First and last index at which `env` reaches a tenth of its peak: the span of the speech in it.
+pub fn loud_span(env: &[f64]) -> Option<(usize, usize)> {
+    let peak = env.iter().copied().fold(0.0, f64::max);
+    let loud = |v: &f64| peak > 0.0 && *v >= 0.1 * peak;
+    Some((env.iter().position(loud)?, env.iter().rposition(loud)?))
+}
+
 /// Everything the room saw of one avatar, on the sender's clock.
 pub struct Received {
     pub frames: Vec<VideoFrame>,
@@ -673,5 +750,58 @@ mod tests {
             rest[0], 200,
             "the closed mouth, though the window opens mid-speech"
         );
+    }
+
+    /// A syllable-like envelope: bursts of pseudo-random length and height (from `seed`) with pauses.
+    fn speechy(n: usize, seed: u64) -> Vec<f64> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as f64 / f64::from(1u32 << 31)
+        };
+        let mut out = Vec::new();
+        while out.len() < n {
+            let (len, height) = (6 + (next() * 10.0) as usize, 0.5 + 4.0 * next());
+            let pause = if next() < 0.3 {
+                3 + (next() * 8.0) as usize
+            } else {
+                0
+            };
+            out.extend(
+                (0..len).map(|k| height * (k as f64 / len as f64 * std::f64::consts::PI).sin()),
+            );
+            out.extend(std::iter::repeat_n(0.02, pause));
+        }
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn a_wandering_receiver_still_matches_window_by_window() {
+        // 4 s of speech in 20 ms steps, received 1 s late, drifting 3 steps (60 ms) early over the first half and
+        // 3 steps late over the second, as a jitter buffer under load played it.
+        let sent = speechy(200, 1);
+        let drift = |i: usize| -> i64 {
+            match i {
+                0..=49 => 0,
+                50..=99 => -3,
+                100..=149 => 0,
+                _ => 3,
+            }
+        };
+        let mut rx = vec![0.01; 450];
+        for (i, v) in sent.iter().enumerate() {
+            rx[(50 + i as i64 + drift(i)) as usize] = *v;
+        }
+        let m = windowed_match(&sent, &rx, 25, 3);
+        assert!((m.lag - 50).abs() <= 1, "{m:?}");
+        assert!(m.median > 0.95 && m.pooled > 0.95, "{m:?}");
+        assert!(m.global < m.pooled, "{m:?}");
+        // Other speech is not matched by any wandering.
+        let other = speechy(200, 2);
+        let m = windowed_match(&other, &rx, 25, 3);
+        assert!(m.median < 0.8, "{m:?}");
     }
 }

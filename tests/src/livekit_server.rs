@@ -42,12 +42,13 @@ pub fn binary() -> PathBuf {
 }
 
 /// Ports of one server: signalling (HTTP/WebSocket and the room service API), RTC over TCP, RTC over UDP (one
-/// port, muxed).
+/// port, muxed), and its Prometheus metrics (NACKs, PLIs, packets per direction: what a test of loss reads).
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub http: u16,
     pub rtc_tcp: u16,
     pub rtc_udp: u16,
+    pub prometheus: u16,
 }
 
 impl Default for Ports {
@@ -56,6 +57,7 @@ impl Default for Ports {
             http: 7880,
             rtc_tcp: 7881,
             rtc_udp: 7882,
+            prometheus: 7889,
         }
     }
 }
@@ -78,8 +80,10 @@ fn config_text(ports: Ports) -> String {
          rtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: {ROOM_IP}\n  use_external_ip: false\n\
          keys:\n  {LK_KEY}: {LK_SECRET}\n\
          logging:\n  level: info\n\
-         room:\n  empty_timeout: 30\n  departure_timeout: 5\n",
+         room:\n  empty_timeout: 30\n  departure_timeout: 5\n\
+         prometheus:\n  port: {prom}\n",
         http = ports.http,
+        prom = ports.prometheus,
         tcp = ports.rtc_tcp,
         udp = ports.rtc_udp,
     )
@@ -188,6 +192,39 @@ impl LiveKitServer {
         format!("ws://{ROOM_IP}:{}", self.ports.http)
     }
 
+    /// The server's Prometheus exposition (text; HTTP/1.0, so never chunked), or an empty string when it does not
+    /// answer.
+    pub fn metrics_text(&self) -> String {
+        let Ok(mut s) = TcpStream::connect_timeout(
+            &(
+                ROOM_IP.parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+                self.ports.prometheus,
+            )
+                .into(),
+            Duration::from_millis(500),
+        ) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: {ROOM_IP}\r\n\r\n");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The sum of the samples of metric `name` whose labels contain every `label="value"` of `labels`.
+    pub fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
+        self.metrics_text()
+            .lines()
+            .filter(|l| {
+                l.split(['{', ' ']).next() == Some(name) && labels.iter().all(|lb| l.contains(lb))
+            })
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Everything the server logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -239,6 +276,7 @@ mod tests {
         assert!(c.contains("port: 7880\n"), "{c}");
         assert!(c.contains("udp_port: 7882"), "{c}");
         assert!(c.contains("node_ip: 10.77.0.1"), "{c}");
+        assert!(c.contains("prometheus:\n  port: 7889\n"), "{c}");
         assert!(
             c.contains(&format!("{}: {}", crate::LK_KEY, crate::LK_SECRET)),
             "{c}"

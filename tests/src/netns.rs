@@ -132,19 +132,39 @@ pub fn add_default_route() {
     run("ip", &["route", "add", "default", "dev", "vb"]);
 }
 
+/// Which packets [`lose_udp_one_way`] drops: those sent to the port (clients -> server: the publisher's media and
+/// the viewers' RTCP feedback) or those sent from it (server -> clients: forwarded media and the server's RTCP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Towards {
+    Port,
+    FromPort,
+}
+
 /// From inside a test's namespace: drops `percent` % of the UDP packets from and to `port` (chosen at random per
 /// packet, nftables `numgen`), counted. This kernel has no `netem`; every packet in the namespace is sent from
 /// it, so one rule on the output hook covers both directions. Returns the table's name for [`dropped`].
 pub fn lose_udp(port: u16, percent: u32) -> &'static str {
+    lose_udp_in(port, percent, &[Towards::FromPort, Towards::Port])
+}
+
+/// As [`lose_udp`], in one direction only.
+pub fn lose_udp_one_way(port: u16, percent: u32, towards: Towards) -> &'static str {
+    lose_udp_in(port, percent, &[towards])
+}
+
+fn lose_udp_in(port: u16, percent: u32, directions: &[Towards]) -> &'static str {
     let nft = |rule: &str| run("nft", &[rule]);
     nft("add table inet lipcast_loss");
     nft("add chain inet lipcast_loss out { type filter hook output priority 0; policy accept; }");
-    nft(&format!(
-        "add rule inet lipcast_loss out udp sport {port} numgen random mod 100 < {percent} counter drop"
-    ));
-    nft(&format!(
-        "add rule inet lipcast_loss out udp dport {port} numgen random mod 100 < {percent} counter drop"
-    ));
+    for d in directions {
+        let field = match d {
+            Towards::FromPort => "sport",
+            Towards::Port => "dport",
+        };
+        nft(&format!(
+            "add rule inet lipcast_loss out udp {field} {port} numgen random mod 100 < {percent} counter drop"
+        ));
+    }
     "lipcast_loss"
 }
 
@@ -180,10 +200,18 @@ pub fn in_namespace(name: &str, limit: Duration, body: fn(&TestEnv)) {
     // Fail early and clearly on missing prerequisites.
     crate::paths::python();
     let ns = Netns::create();
-    let args: Vec<std::ffi::OsString> = ["--exact", name, "--nocapture", "--test-threads=1"]
-        .iter()
-        .map(Into::into)
-        .collect();
+    // `--include-ignored`: an ignored test the caller asked for (`--run-ignored`) must run inside too, not pass
+    // there as "ignored".
+    let args: Vec<std::ffi::OsString> = [
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
     let status = ns.rerun_inside(name, &args, limit);
     drop(ns);
     let status = status.unwrap_or_else(|| panic!("{name} timed out after {limit:?}"));

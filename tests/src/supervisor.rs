@@ -261,6 +261,31 @@ impl Supervisor {
         children_of(self.pid())
     }
 
+    /// The PID of the worker serving `task_id`: the child whose log lines carry the task id (waits up to 10 s
+    /// for one).
+    pub fn worker_of(&self, task_id: &str) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for line in self.log() {
+                if line.contains(task_id)
+                    && let Some(pid) = line
+                        .split("pid=")
+                        .nth(1)
+                        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                        .and_then(|s| s.parse::<u32>().ok())
+                    && self.worker_pids().contains(&pid)
+                {
+                    return pid;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no worker log line names task {task_id}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn signal(&self, sig: Signal) {
         let _ = kill(
             Pid::from_raw(i32::try_from(self.pid()).unwrap_or(i32::MAX)),

@@ -7,16 +7,18 @@ use super::error::LiveKitError;
 use super::handle::OwnedHandle;
 use super::proto::{
     self, AudioFrameBufferInfo, CaptureAudioFrameRequest, CaptureVideoFrameRequest,
-    ClearAudioBufferRequest, CreateAudioTrackRequest, CreateVideoTrackRequest,
+    ClearAudioBufferRequest, CreateAudioTrackRequest, CreateVideoTrackRequest, GetStatsRequest,
     NewAudioSourceRequest, NewVideoSourceRequest, PublishTrackRequest, TrackPublishOptions,
     VideoBufferInfo, VideoBufferType, VideoEncoding, VideoRotation, VideoSourceResolution,
-    ffi_event, ffi_request, ffi_response, publish_track_callback, video_buffer_info,
+    ffi_event, ffi_request, ffi_response, publish_track_callback, rtc_stats, video_buffer_info,
 };
 use super::room::Room;
 
 pub const VIDEO_TRACK_NAME: &str = "avatar_video";
 pub const AUDIO_TRACK_NAME: &str = "avatar_audio";
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the published video's sender statistics are read (and logged when its loss counters moved).
+const STATS_EVERY: Duration = Duration::from_secs(5);
 
 /// Video codec to publish with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,25 @@ pub struct VideoTrack {
     height: u32,
     sid: String,
     codec: VideoCodecChoice,
+    /// Stops the sender-statistics watcher when the track goes.
+    _stats: tokio_util::sync::DropGuard,
+}
+
+/// The engine's outbound-rtp statistics of the published video (its sender side, WebRTC's names), totals since
+/// publishing: how much loss the server reported (NACKs, keyframe requests) and what the sender resent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundVideoStats {
+    pub mime_type: String,
+    pub encoder: String,
+    pub ssrc: u32,
+    /// The retransmission (RTX) stream's SSRC; 0 when none was negotiated.
+    pub rtx_ssrc: u32,
+    pub packets_sent: u64,
+    pub retransmitted_packets_sent: u64,
+    pub nack_count: u32,
+    pub pli_count: u32,
+    pub fir_count: u32,
+    pub key_frames_encoded: u32,
 }
 
 /// The published `avatar_audio` track.
@@ -169,6 +190,8 @@ impl Room {
                 Ok((publication, sid)) => {
                     tracing::info!(%sid, ?codec, width = opts.width, height = opts.height, fps = opts.max_framerate,
                         bitrate = opts.max_bitrate, "published avatar_video");
+                    let stop = tokio_util::sync::CancellationToken::new();
+                    tokio::spawn(watch_outbound(engine, track.id(), stop.clone()));
                     return Ok(VideoTrack {
                         engine,
                         _publication: publication,
@@ -178,6 +201,7 @@ impl Room {
                         height: opts.height,
                         sid,
                         codec,
+                        _stats: stop.drop_guard(),
                     });
                 }
                 Err(e) => {
@@ -282,6 +306,105 @@ async fn publish(
             track: name,
             reason: "empty callback".into(),
         }),
+    }
+}
+
+/// The outbound-rtp statistics of the video track `track` (its first outbound stream: the track is published
+/// without simulcast), or `None` before the engine has one.
+async fn outbound_video_stats(
+    engine: &'static Engine,
+    track: u64,
+) -> Result<Option<OutboundVideoStats>, LiveKitError> {
+    let resp = engine.request(ffi_request::Message::GetStats(GetStatsRequest {
+        track_handle: track,
+        request_async_id: None,
+    }))?;
+    let ffi_response::Message::GetStats(r) = resp else {
+        return Err(LiveKitError::UnexpectedResponse {
+            request: "get_stats",
+        });
+    };
+    let reply = engine
+        .wait_reply(r.async_id, "get_stats", Duration::from_secs(5))
+        .await?;
+    let ffi_event::Message::GetStats(cb) = reply else {
+        return Err(LiveKitError::UnexpectedResponse {
+            request: "get_stats",
+        });
+    };
+    if let Some(e) = cb.error {
+        return Err(LiveKitError::Request {
+            request: "get_stats",
+            reason: e,
+        });
+    }
+    let mime_of = |codec_id: &str| {
+        cb.stats.iter().find_map(|s| match &s.stats {
+            Some(rtc_stats::Stats::Codec(c)) if c.rtc.id == codec_id => {
+                Some(c.codec.mime_type.clone())
+            }
+            _ => None,
+        })
+    };
+    Ok(cb.stats.iter().find_map(|s| match &s.stats {
+        Some(rtc_stats::Stats::OutboundRtp(o)) => Some(OutboundVideoStats {
+            mime_type: mime_of(&o.stream.codec_id).unwrap_or_default(),
+            encoder: o.outbound.encoder_implementation.clone(),
+            ssrc: o.stream.ssrc,
+            rtx_ssrc: o.outbound.rtx_ssrc,
+            packets_sent: o.sent.packets_sent,
+            retransmitted_packets_sent: o.outbound.retransmitted_packets_sent,
+            nack_count: o.outbound.nack_count,
+            pli_count: o.outbound.pli_count,
+            fir_count: o.outbound.fir_count,
+            key_frames_encoded: o.outbound.key_frames_encoded,
+        }),
+        _ => None,
+    }))
+}
+
+/// Reads the published video's sender statistics every [`STATS_EVERY`] until `stop`, and logs them the first
+/// time and whenever the server reported loss or asked for a keyframe since the last line: how many NACKs the
+/// sender got and how many packets it resent (none without an RTX stream) is what tells a viewer's freeze
+/// under loss apart from a slow renderer.
+async fn watch_outbound(
+    engine: &'static Engine,
+    track: u64,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut logged: Option<OutboundVideoStats> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(STATS_EVERY) => {}
+        }
+        let s = match outbound_video_stats(engine, track).await {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading avatar_video's sender statistics");
+                continue;
+            }
+        };
+        let moved = logged.as_ref().is_none_or(|l| {
+            (l.nack_count, l.pli_count, l.fir_count) != (s.nack_count, s.pli_count, s.fir_count)
+        });
+        if moved {
+            tracing::info!(
+                mime = %s.mime_type,
+                encoder = %s.encoder,
+                ssrc = s.ssrc,
+                rtx_ssrc = s.rtx_ssrc,
+                packets_sent = s.packets_sent,
+                retransmitted_packets_sent = s.retransmitted_packets_sent,
+                nack_count = s.nack_count,
+                pli_count = s.pli_count,
+                fir_count = s.fir_count,
+                key_frames_encoded = s.key_frames_encoded,
+                "avatar_video sender stats"
+            );
+            logged = Some(s);
+        }
     }
 }
 
