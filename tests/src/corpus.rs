@@ -350,10 +350,28 @@ pub fn send(
     for (k, v) in &case.headers {
         req = req.header(k.as_str(), ctx.expand(v));
     }
+    let big = body.len() > 1024 * 1024;
     if case.body.is_some() {
         req = req.body(body);
     }
-    let r = req.send().map_err(|e| format!("request failed: {e}"))?;
+    // A big body races the server's early answer: it answers 413 from the headers and closes, and the client,
+    // still writing, may see the reset before it reads the answer. Such a request is sent again (at most
+    // three times in all); the answer, once read, is judged as any other.
+    let mut tries = if big { 3 } else { 1 };
+    let r = loop {
+        let attempt = req
+            .try_clone()
+            .ok_or("the request cannot be sent again")?
+            .send();
+        tries -= 1;
+        match attempt {
+            Ok(r) => break r,
+            Err(e) if tries > 0 => {
+                println!("corpus: {} sent again after: {e}", case.id);
+            }
+            Err(e) => return Err(format!("request failed: {e}")),
+        }
+    };
     let status = r.status().as_u16();
     let content_type = r
         .headers()
