@@ -46,17 +46,7 @@ fn demo_page(env: &TestEnv) {
     lipcast_e2e::netns::add_default_route();
     let lk = LiveKitServer::start(env);
     assert_eq!(lk.ports.http, 7880);
-    let sup = Supervisor::start(
-        &env.out_dir,
-        &[
-            ("AUTO_PREWARM", "true"),
-            ("WARM_WORKERS", "1"),
-            ("API_SECRET", SECRET),
-        ],
-    )
-    .authed(SECRET);
-    sup.wait_ready(Duration::from_secs(60));
-    sup.wait_warm(1, Duration::from_secs(60));
+    let sup = Supervisor::start_warm(&env.out_dir, SECRET, 1, &[]);
     let web = DemoWeb::start(lipcast_e2e::supervisor::free_port());
     let agent = DemoAgent::start(
         env,

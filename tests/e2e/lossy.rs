@@ -68,17 +68,7 @@ fn lossy(env: &TestEnv) {
         "from_server" => netns::lose_udp_one_way(lk.ports.rtc_udp, LOSS_PERCENT, Towards::FromPort),
         _ => netns::lose_udp(lk.ports.rtc_udp, LOSS_PERCENT),
     };
-    let sup = Supervisor::start(
-        &env.out_dir,
-        &[
-            ("AUTO_PREWARM", "true"),
-            ("WARM_WORKERS", "1"),
-            ("API_SECRET", SECRET),
-        ],
-    )
-    .authed(SECRET);
-    sup.wait_ready(Duration::from_secs(60));
-    sup.wait_warm(1, Duration::from_secs(60));
+    let sup = Supervisor::start_warm(&env.out_dir, SECRET, 1, &[]);
     let mouth_at = mouth_center();
     let script = JobScript {
         model: None,

@@ -69,17 +69,7 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
         lk.started_in.as_millis(),
         lipcast_e2e::livekit_server::pinned_version()
     );
-    let sup = Supervisor::start(
-        &env.out_dir,
-        &[
-            ("AUTO_PREWARM", "true"),
-            ("WARM_WORKERS", "1"),
-            ("API_SECRET", SECRET),
-        ],
-    )
-    .authed(SECRET);
-    sup.wait_ready(Duration::from_secs(60));
-    sup.wait_warm(1, Duration::from_secs(60));
+    let sup = Supervisor::start_warm(&env.out_dir, SECRET, 1, &[]);
     let mouth_at = mouth_center();
 
     let script = JobScript {
@@ -670,18 +660,7 @@ fn three_rooms(env: &TestEnv) {
     lipcast_e2e::livekit_server::binary();
     paths::agents_python();
     let lk = LiveKitServer::start(env);
-    let sup = Supervisor::start(
-        &env.out_dir,
-        &[
-            ("MAX_SESSIONS", "3"),
-            ("AUTO_PREWARM", "true"),
-            ("WARM_WORKERS", "3"),
-            ("API_SECRET", SECRET),
-        ],
-    )
-    .authed(SECRET);
-    sup.wait_ready(Duration::from_secs(60));
-    sup.wait_warm(3, Duration::from_secs(90));
+    let sup = Supervisor::start_warm(&env.out_dir, SECRET, 3, &[("MAX_SESSIONS", "3")]);
     let mouth_at = mouth_center();
     let script = JobScript {
         model: None,

@@ -147,6 +147,23 @@ impl Supervisor {
         }
     }
 
+    /// A supervisor as a production deployment runs it in front of a LiveKit server: `API_SECRET` set (and sent
+    /// by this client), `warm` workers pre-warmed; returns once `/ready` answers and they are all warm. `env`
+    /// adds settings.
+    pub fn start_warm(dir: &Path, secret: &str, warm: usize, env: &[(&str, &str)]) -> Self {
+        let warm_setting = warm.to_string();
+        let mut all = vec![
+            ("AUTO_PREWARM", "true"),
+            ("WARM_WORKERS", warm_setting.as_str()),
+            ("API_SECRET", secret),
+        ];
+        all.extend_from_slice(env);
+        let sup = Self::start(dir, &all).authed(secret);
+        sup.wait_ready(Duration::from_secs(60));
+        sup.wait_warm(warm as i64, Duration::from_secs(60 + 15 * warm as u64));
+        sup
+    }
+
     /// Waits until the pool holds `n` warm workers (per /metrics).
     pub fn wait_warm(&self, n: i64, within: Duration) {
         let deadline = Instant::now() + within;
