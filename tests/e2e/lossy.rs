@@ -71,24 +71,22 @@ fn lossy(env: &TestEnv) {
     let sup = Supervisor::start_warm(&env.out_dir, SECRET, 1, &[]);
     let mouth_at = mouth_center();
     let script = JobScript {
-        model: None,
-        api_url: sup.url("/launch"),
-        api_secret: SECRET.to_owned(),
-        avatar_image: paths::workspace().join("models/portraits/default.jpg"),
         lead_in: 2.0,
-        utterances: vec![
-            Utterance::said(
-                "Hello there. My mom made a big apple pie for the whole family.",
-                2.0,
-            ),
-            Utterance::said("Boats bob by the pier while people wave.", 2.0),
-            Utterance::said(
-                "One morning the whole village walked down to the harbour to watch the boats.",
-                2.0,
-            ),
-        ],
-        stay: 0.0,
-        parallel_jobs: 1,
+        ..JobScript::new(
+            sup.url("/launch"),
+            SECRET,
+            vec![
+                Utterance::said(
+                    "Hello there. My mom made a big apple pie for the whole family.",
+                    2.0,
+                ),
+                Utterance::said("Boats bob by the pier while people wave.", 2.0),
+                Utterance::said(
+                    "One morning the whole village walked down to the harbour to watch the boats.",
+                    2.0,
+                ),
+            ],
+        )
     };
     let job = AgentJob::start(env, &lk.url(), &script);
     let mut viewer = Viewer::start(env, &lk.url(), "lossy-room", "viewer");

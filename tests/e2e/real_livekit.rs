@@ -39,6 +39,11 @@ const UTTERANCES: [(&str, f64); 2] = [
     ("Boats bob by the pier while people wave.", 4.0),
 ];
 
+/// `(text, pause)` pairs as utterances that play out whole.
+fn said(lines: &[(&str, f64)]) -> Vec<Utterance> {
+    lines.iter().map(|(t, p)| Utterance::said(t, *p)).collect()
+}
+
 #[test]
 fn real_livekit_agent_session_json() {
     in_namespace("real_livekit_agent_session_json", LIMIT, |env| {
@@ -74,16 +79,7 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
 
     let script = JobScript {
         model: model.map(str::to_owned),
-        api_url: sup.url("/launch"),
-        api_secret: SECRET.to_owned(),
-        avatar_image: paths::workspace().join("models/portraits/default.jpg"),
-        lead_in: 3.0,
-        utterances: UTTERANCES
-            .iter()
-            .map(|(t, p)| Utterance::said(t, *p))
-            .collect(),
-        stay: 0.0,
-        parallel_jobs: 1,
+        ..JobScript::new(sup.url("/launch"), SECRET, said(&UTTERANCES))
     };
     let job = AgentJob::start(env, &lk.url(), &script);
     // The viewer's join creates the room; the server dispatches the job; the plugin POSTs /launch.
@@ -146,22 +142,26 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
         unix(&shutting)
     );
     assert_eq!(done["status"], "completed", "{done}");
-    viewer
-        .events
-        .expect_where("participant_disconnected", Duration::from_secs(10), |v| {
-            v["identity"] == AVATAR
-        });
-
-    // playback_finished gave each utterance's true length.
-    let wav = check_playout(room, &job.events_in(room));
-    let report = viewer.stop_and_report();
-    check_viewed(room, &report, &wav, mouth_at);
+    check_room(room, viewer, &job, mouth_at);
     drop(job);
     drop(lk);
 }
 
 /// The job's audio output reported every utterance played out whole (`lk.playback_finished` with the TTS's true
 /// length); returns the first utterance's WAV (the speech the avatar should republish).
+/// Once the job has ended: the avatar leaves the room, every utterance played out at its true length, and what
+/// the viewer saw and heard was the avatar speaking them.
+fn check_room(room: &str, mut viewer: Viewer, job: &AgentJob, mouth_at: (f64, f64)) {
+    viewer
+        .events
+        .expect_where("participant_disconnected", Duration::from_secs(10), |v| {
+            v["identity"] == AVATAR
+        });
+    let wav = check_playout(room, &job.events_in(room));
+    let report = viewer.stop_and_report();
+    check_viewed(room, &report, &wav, mouth_at);
+}
+
 fn check_playout(room: &str, events: &[Value]) -> String {
     let tts: Vec<&Value> = events.iter().filter(|e| e["event"] == "tts").collect();
     let finished: Vec<&Value> = events
@@ -349,12 +349,12 @@ fn interrupt_then_idle(env: &TestEnv) {
     sup.wait_ready(Duration::from_secs(60));
     sup.wait_warm(1, Duration::from_secs(60));
     let script = JobScript {
-        model: None,
-        api_url: sup.url("/launch"),
-        api_secret: SECRET.to_owned(),
-        avatar_image: paths::workspace().join("models/portraits/default.jpg"),
         lead_in: 2.0,
-        utterances: vec![
+        stay: 30.0,
+        ..JobScript::new(
+            sup.url("/launch"),
+            SECRET,
+            vec![
             Utterance {
                 text: "One morning the whole village walked down to the harbour to watch the fishing boats \
                        come home with their catch."
@@ -362,10 +362,9 @@ fn interrupt_then_idle(env: &TestEnv) {
                 pause: 1.0,
                 interrupt_after: Some(CUT_AFTER),
             },
-            Utterance::said("Boats bob by the pier while people wave.", 0.5),
-        ],
-        stay: 30.0,
-        parallel_jobs: 1,
+                Utterance::said("Boats bob by the pier while people wave.", 0.5),
+            ],
+        )
     };
     let job = AgentJob::start(env, &lk.url(), &script);
     let mut viewer = Viewer::start(env, &lk.url(), room, VIEWER);
@@ -663,17 +662,8 @@ fn three_rooms(env: &TestEnv) {
     let sup = Supervisor::start_warm(&env.out_dir, SECRET, 3, &[("MAX_SESSIONS", "3")]);
     let mouth_at = mouth_center();
     let script = JobScript {
-        model: None,
-        api_url: sup.url("/launch"),
-        api_secret: SECRET.to_owned(),
-        avatar_image: paths::workspace().join("models/portraits/default.jpg"),
-        lead_in: 3.0,
-        utterances: UTTERANCES
-            .iter()
-            .map(|(t, p)| Utterance::said(t, *p))
-            .collect(),
-        stay: 0.0,
         parallel_jobs: 3,
+        ..JobScript::new(sup.url("/launch"), SECRET, said(&UTTERANCES))
     };
     let job = AgentJob::start(env, &lk.url(), &script);
     let cpu0 = cpu_jiffies();
@@ -791,15 +781,8 @@ fn three_rooms(env: &TestEnv) {
         cpu_per_session[2]
     );
 
-    for (room, mut viewer) in ROOMS.iter().zip(viewers) {
-        viewer
-            .events
-            .expect_where("participant_disconnected", Duration::from_secs(10), |v| {
-                v["identity"] == AVATAR
-            });
-        let wav = check_playout(room, &job.events_in(room));
-        let report = viewer.stop_and_report();
-        check_viewed(room, &report, &wav, mouth_at);
+    for (room, viewer) in ROOMS.iter().zip(viewers) {
+        check_room(room, viewer, &job, mouth_at);
     }
 
     // Every worker reaped, every slot free.

@@ -34,6 +34,24 @@ pub struct JobScript {
     pub parallel_jobs: u32,
 }
 
+impl JobScript {
+    /// The plugin in its default (JSON) format against `api_url` with `api_secret` and the default portrait,
+    /// saying `utterances` after a 3 s lead-in, one room at a time, leaving at once; change any field with
+    /// struct-update syntax.
+    pub fn new(api_url: String, api_secret: &str, utterances: Vec<Utterance>) -> Self {
+        Self {
+            model: None,
+            api_url,
+            api_secret: api_secret.to_owned(),
+            avatar_image: crate::paths::workspace().join("models/portraits/default.jpg"),
+            lead_in: 3.0,
+            utterances,
+            stay: 0.0,
+            parallel_jobs: 1,
+        }
+    }
+}
+
 /// One thing the agent says.
 #[derive(Debug, Clone)]
 pub struct Utterance {
