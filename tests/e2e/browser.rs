@@ -202,16 +202,9 @@ fn demo_page(env: &TestEnv) {
     assert!(shot.starts_with(&env.out_dir));
 
     // The session the page's Join started, and Leave ended.
-    let (_, tasks) = sup.get("/tasks");
-    let task = tasks["tasks"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["room_name"] == ROOM))
-        .cloned()
-        .unwrap_or_else(|| panic!("no task for room {ROOM}: {tasks}"));
+    let task = sup.task_in_room(ROOM);
     let task_id = task["task_id"].as_str().unwrap_or_default().to_owned();
-    let done = sup.wait_task(&task_id, Duration::from_secs(40), |t| {
-        t["status"] != "running" && t["status"] != "pending"
-    });
+    let done = sup.wait_ended(&task_id, Duration::from_secs(40));
     println!("MEASURED after Leave: {done}");
     assert_eq!(done["status"], "completed", "{done}");
 

@@ -101,9 +101,7 @@ fn lossy(env: &TestEnv) {
         .as_str()
         .unwrap_or_else(|| panic!("no task: {tasks}"))
         .to_owned();
-    let done = sup.wait_task(&task_id, Duration::from_secs(20), |t| {
-        t["status"] != "running" && t["status"] != "pending"
-    });
+    let done = sup.wait_ended(&task_id, Duration::from_secs(20));
     let lost = netns::dropped(table);
     println!(
         "MEASURED task over {LOSS_PERCENT}% UDP loss ({direction}; {lost} packets dropped): {done}"

@@ -103,12 +103,7 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
     );
 
     // The task the plugin's request created.
-    let (_, tasks) = sup.get("/tasks");
-    let task = tasks["tasks"]
-        .as_array()
-        .and_then(|ts| ts.iter().find(|t| t["room_name"] == room))
-        .cloned()
-        .unwrap_or_else(|| panic!("no task for room {room}: {tasks}"));
+    let task = sup.task_in_room(room);
     let task_id = task["task_id"].as_str().unwrap_or_default().to_owned();
     println!("task: {task}");
 
@@ -134,9 +129,7 @@ fn agent_session(env: &TestEnv, model: Option<&str>) {
 
     // The job speaks, then ends; the plugin removes the avatar; the task completes.
     let shutting = job.expect("shutting_down", Duration::from_secs(120));
-    let done = sup.wait_task(&task_id, Duration::from_secs(20), |t| {
-        t["status"] != "running" && t["status"] != "pending"
-    });
+    let done = sup.wait_ended(&task_id, Duration::from_secs(20));
     println!(
         "MEASURED job_end_to_task_end: {done} (job ended at {:.3})",
         unix(&shutting)
@@ -338,16 +331,12 @@ fn interrupt_then_idle(env: &TestEnv) {
     paths::agents_python();
     let lk = LiveKitServer::start(env);
     let idle = IDLE_S.to_string();
-    let sup = Supervisor::start(
+    let sup = Supervisor::start_warm(
         &env.out_dir,
-        &[
-            ("API_SECRET", SECRET),
-            ("SESSION_IDLE_TIMEOUT", idle.as_str()),
-        ],
-    )
-    .authed(SECRET);
-    sup.wait_ready(Duration::from_secs(60));
-    sup.wait_warm(1, Duration::from_secs(60));
+        SECRET,
+        1,
+        &[("SESSION_IDLE_TIMEOUT", idle.as_str())],
+    );
     let script = JobScript {
         lead_in: 2.0,
         stay: 30.0,
@@ -377,9 +366,7 @@ fn interrupt_then_idle(env: &TestEnv) {
 
     // Silent from here on: lipcast ends the session after IDLE_S, the agent still in the room.
     let staying = job.expect("staying", Duration::from_secs(120));
-    let done = sup.wait_task(&task_id, Duration::from_secs(IDLE_S + 15), |t| {
-        t["status"] != "running" && t["status"] != "pending"
-    });
+    let done = sup.wait_ended(&task_id, Duration::from_secs(IDLE_S + 15));
     let ended_after = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(f64::NAN, |d| d.as_secs_f64())
@@ -492,9 +479,7 @@ fn refused_tokens(env: &TestEnv) {
     for (what, token, room) in cases {
         let t = std::time::Instant::now();
         let id = sup.launch(&with_token(room, token));
-        let done = sup.wait_task(&id, Duration::from_secs(20), |t| {
-            t["status"] != "running" && t["status"] != "pending"
-        });
+        let done = sup.wait_ended(&id, Duration::from_secs(20));
         let took = t.elapsed();
         println!("MEASURED token {what}: {} ms -> {done}", took.as_millis());
         assert_eq!(done["status"], "failed", "{what}: {done}");
@@ -691,12 +676,7 @@ fn three_rooms(env: &TestEnv) {
             first_ms < 5_000.0,
             "{room}: first frame decoded only {first_ms:.0} ms after the launch"
         );
-        let (_, all) = sup.get("/tasks");
-        let task = all["tasks"]
-            .as_array()
-            .and_then(|ts| ts.iter().find(|t| t["room_name"] == *room))
-            .cloned()
-            .unwrap_or_else(|| panic!("no task for room {room}: {all}"));
+        let task = sup.task_in_room(room);
         tasks.push(task["task_id"].as_str().unwrap_or_default().to_owned());
     }
 
@@ -745,9 +725,7 @@ fn three_rooms(env: &TestEnv) {
     let mut cpu_per_session = Vec::new();
     for (room, task_id) in ROOMS.iter().zip(&tasks) {
         job.expect_in(room, "shutting_down", Duration::from_secs(120));
-        let done = sup.wait_task(task_id, Duration::from_secs(20), |t| {
-            t["status"] != "running" && t["status"] != "pending"
-        });
+        let done = sup.wait_ended(task_id, Duration::from_secs(20));
         let stats = &done["stats"];
         let published = stats["fps"].as_f64().unwrap_or(0.0);
         let frames = stats["frames"].as_f64().unwrap_or(0.0);

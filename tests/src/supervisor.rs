@@ -232,6 +232,23 @@ impl Supervisor {
         }
     }
 
+    /// The task record, polled until the task has ended (neither pending nor running).
+    pub fn wait_ended(&self, task_id: &str, within: Duration) -> Value {
+        self.wait_task(task_id, within, |t| {
+            t["status"] != "running" && t["status"] != "pending"
+        })
+    }
+
+    /// The one task `GET /tasks` lists for `room`.
+    pub fn task_in_room(&self, room: &str) -> Value {
+        let (_, tasks) = self.get("/tasks");
+        tasks["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["room_name"] == room))
+            .cloned()
+            .unwrap_or_else(|| panic!("no task for room {room}: {tasks}"))
+    }
+
     /// The value of an unlabelled sample in /metrics (e.g. `lipcast_sessions_active`).
     pub fn metric(&self, name: &str) -> Option<f64> {
         let text = self
