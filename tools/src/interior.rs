@@ -17,9 +17,8 @@ pub fn make(portrait: &PreparedPortrait) -> (RgbImage, [f32; 3]) {
             let u = (-1.0 + 2.0 * tx as f32 / (SIZE.0 - 1) as f32) * m.half_width;
             let (top, bottom) = (m.at(&m.upper, u), m.at(&m.lower, u));
             let v = top + (bottom - top) * ty as f32 / (SIZE.1 - 1) as f32;
-            let x = m.origin[0] + u * m.right[0] + v * m.down[0];
-            let y = m.origin[1] + u * m.right[1] + v * m.down[1];
-            let c = bilinear_rgb(&portrait.image, x, y);
+            let q = m.point(u, v);
+            let c = bilinear_rgb(&portrait.image, q[0], q[1]);
             out.put_pixel(
                 tx,
                 ty,

@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 
 use image::RgbImage;
 
+use super::sample::luma;
+
 /// The texture: columns span the astronaut's mouth from her right inner lip corner (x = 0) to her left one;
 /// rows run from her upper inner lip (y = 0) to her lower inner lip.
 const TEXTURE_PNG: &[u8] = include_bytes!("../../../models/builtin/mouth_interior.png");
@@ -72,7 +74,6 @@ impl Texture {
 /// mouth has colour `skin`: part of the change of brightness (teeth stay brighter than skin in the shade) and of
 /// tint (teeth are not skin).
 pub fn colour_gain(skin: [f32; 3]) -> [f32; 3] {
-    let luma = |c: [f32; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
     let ratio = (luma(skin) / luma(REFERENCE_SKIN))
         .clamp(0.35, 1.4)
         .powf(0.6);

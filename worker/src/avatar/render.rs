@@ -22,6 +22,7 @@ use super::{
         B_BLINK_L, B_BLINK_R, B_BROW, B_CLOSURE, B_JAW, B_ROUND, B_WIDTH, CELL, JAW_DROP, L_LOWER,
         L_TEETH, L_UPPER, MouthFrame, N_BASIS, N_LAYERS, WarpRig, polyline_at,
     },
+    sample::{bilinear_rgb, luma},
 };
 
 /// Renderer settings.
@@ -81,7 +82,7 @@ pub struct Renderer {
     gain: [f32; 3],
     /// The frame's jaw opening in pixels (for the interior's shading).
     jaw_px: f32,
-    /// This frame's upper and lower inner lip: `v` in the rest mouth frame at `LIP_SAMPLES` values of `u` from
+    /// This frame's upper and lower inner lip (indexed [`L_UPPER`], [`L_LOWER`]): `v` in the rest mouth frame at `LIP_SAMPLES` values of `u` from
     /// `-LIP_SPAN` to `LIP_SPAN` half-widths.
     lips: [Vec<f32>; 2],
     /// Width of the lips' anti-aliased edge, pixels: one pixel, softer on a large mouth (a lip's edge is not a
@@ -142,14 +143,13 @@ fn sample(src: &[u8], w: usize, h: usize, sx: f32, sy: f32) -> [f32; 3] {
 /// brighter than its lips, or a little brighter and much less saturated (teeth are near white; pale lips can be
 /// almost as bright).
 fn shows_teeth(img: &image::RgbImage, m: &MouthFrame, look: &super::rig::MouthLook) -> bool {
-    let luma = |c: [f32; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
     let chroma = |c: [f32; 3]| c[0].max(c[1]).max(c[2]) - c[0].min(c[1]).min(c[2]);
     let (mut l, mut ch) = (0.0f32, 0.0f32);
     const N: usize = 11;
     for s in 0..N {
         let u = (-0.6 + 0.12 * s as f32) * m.half_width;
         let q = m.point(u, m.at(&m.seam, u));
-        let c = super::sample::bilinear_rgb(img, q[0], q[1]);
+        let c = bilinear_rgb(img, q[0], q[1]);
         l += luma(c) / N as f32;
         ch += chroma(c) / N as f32;
     }
@@ -315,7 +315,7 @@ impl Renderer {
     fn move_lips(&mut self, coef: &[f32; N_BASIS]) {
         let rig = &self.rig;
         let m = &rig.mouth;
-        for (side, rest) in [&m.upper, &m.lower].into_iter().enumerate() {
+        for (side, rest) in [(L_UPPER, &m.upper), (L_LOWER, &m.lower)] {
             let moved: Vec<[f32; 2]> = rest
                 .iter()
                 .enumerate()
@@ -327,10 +327,7 @@ impl Renderer {
                         d[0] += ck * b[0];
                         d[1] += ck * b[1];
                     }
-                    let q = [
-                        m.origin[0] + u * m.right[0] + v * m.down[0],
-                        m.origin[1] + u * m.right[1] + v * m.down[1],
-                    ];
+                    let q = m.point(u, v);
                     let h = field_at(rig, &self.forward[F_HEAD], q[0], q[1]);
                     d[0] += h[0] * m.right[0] + h[1] * m.right[1];
                     d[1] += h[0] * m.down[0] + h[1] * m.down[1];
@@ -349,7 +346,7 @@ impl Renderer {
         }
     }
 
-    /// `v` of this frame's inner lip `side` (0 upper, 1 lower) at `u`, rest mouth frame.
+    /// `v` of this frame's inner lip `side` ([`L_UPPER`] or [`L_LOWER`]) at `u`, rest mouth frame.
     fn lip_at(&self, side: usize, u: f32) -> f32 {
         let c = &self.lips[side];
         let span = self.rig.mouth.half_width * LIP_SPAN;
@@ -403,17 +400,11 @@ impl Renderer {
                 // Coverage from where this frame puts the lips' edges; colour from each layer's backward map,
                 // its source kept on its own side of its lip's rest edge.
                 let [u, v] = m.local([px, py]);
-                let below_upper = v - self.lip_at(0, u);
-                let above_lower = self.lip_at(1, u) - v;
+                let below_upper = v - self.lip_at(L_UPPER, u);
+                let above_lower = self.lip_at(L_LOWER, u) - v;
                 let alpha_u = (0.5 - below_upper / self.edge).clamp(0.0, 1.0);
                 let upper_col = |r: &Self| {
-                    let su = [px - du[0], py - du[1]];
-                    if below_upper < -r.near_lips {
-                        return sample(&r.src, w, h, su[0], su[1]);
-                    }
-                    let [uu, vu] = m.local(su);
-                    let edge = m.at(&m.upper, uu) - LIP_MARGIN;
-                    let su = if vu > edge { m.point(uu, edge) } else { su };
+                    let su = r.own_side(L_UPPER, [px - du[0], py - du[1]], below_upper);
                     sample(&r.src, w, h, su[0], su[1])
                 };
                 let col = if alpha_u >= 1.0 {
@@ -441,14 +432,7 @@ impl Renderer {
                         add(upper_col(self), alpha_u);
                     }
                     if alpha_l > 0.0 {
-                        let sl = [px - dl[0], py - dl[1]];
-                        let sl = if above_lower < -self.near_lips {
-                            sl
-                        } else {
-                            let [ul, vl] = m.local(sl);
-                            let edge = m.at(&m.lower, ul) + LIP_MARGIN;
-                            if vl < edge { m.point(ul, edge) } else { sl }
-                        };
+                        let sl = self.own_side(L_LOWER, [px - dl[0], py - dl[1]], above_lower);
                         add(sample(&self.src, w, h, sl[0], sl[1]), alpha_l);
                     }
                     if rest > 1e-3 {
@@ -463,6 +447,27 @@ impl Renderer {
                 }
                 out[3] = 255;
             }
+        }
+    }
+
+    /// Source point `src` of a pixel covered by lip `side`'s face ([`L_UPPER`] or [`L_LOWER`]), kept [`LIP_MARGIN`] on that lip's side of its
+    /// rest edge (above the upper lip, below the lower one). `inside` is how far the pixel lies inside the lip
+    /// (negative: beyond its edge); far inside, the grid's source cannot have crossed the edge.
+    fn own_side(&self, side: usize, src: [f32; 2], inside: f32) -> [f32; 2] {
+        if inside < -self.near_lips {
+            return src;
+        }
+        let m = &self.rig.mouth;
+        let [u, v] = m.local(src);
+        let (contour, sign) = match side {
+            L_UPPER => (&m.upper, -1.0),
+            _ => (&m.lower, 1.0),
+        };
+        let edge = m.at(contour, u) + sign * LIP_MARGIN;
+        if (v - edge) * sign < 0.0 {
+            m.point(u, edge)
+        } else {
+            src
         }
     }
 
@@ -491,8 +496,8 @@ impl Renderer {
         [col[0] * k, col[1] * k, col[2] * k]
     }
 
-    /// The mouth interior at output pixel (`x`, `y`), which lies `below_upper` pixels below the upper inner lip
-    /// and `above_lower` above the lower one (both measured in the moving lips' sources).
+    /// The mouth interior at output pixel (`x`, `y`), which lies `below_upper` pixels below this frame's upper
+    /// inner lip and `above_lower` above its lower one.
     fn interior(&self, x: usize, y: usize, below_upper: f32, above_lower: f32) -> [f32; 3] {
         let m = &self.rig.mouth;
         let (w, h) = (self.width, self.height);

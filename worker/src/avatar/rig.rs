@@ -11,7 +11,10 @@
 
 use image::RgbImage;
 
-use super::landmarks as lm;
+use super::{
+    landmarks as lm,
+    sample::{bilinear_rgb, luma},
+};
 
 /// Bases: jaw open, width, rounding, closure, right blink, left blink, brow raise.
 pub const N_BASIS: usize = 7;
@@ -141,7 +144,8 @@ pub struct WarpRig {
     pub mouth_width: f32,
     /// Distance between the eye centres, pixels.
     pub interocular: f32,
-    /// Per contour sample of the upper and lower inner lip ([`MouthFrame::upper`], [`MouthFrame::lower`]), per
+    /// Indexed [`L_UPPER`], [`L_LOWER`], then per contour sample of that inner lip ([`MouthFrame::upper`],
+    /// [`MouthFrame::lower`]), per
     /// basis: the lip's displacement at parameter 1 in mouth axes (along, down). The renderer moves the lips'
     /// edges with these exactly, not through the coarse grid, which would blur a few-pixel lip.
     pub lip_basis: [Vec<[[f32; 2]; N_BASIS]>; 2],
@@ -264,11 +268,9 @@ impl MouthFrame {
     /// of teeth is left above or below them); walks each contour out from the seam while the pixels are as
     /// bright as teeth, so that closing the lips covers all of them.
     fn snap_to_teeth(&mut self, img: &RgbImage, look: &MouthLook) {
-        let luma = |c: [f32; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
         let at = |m: &MouthFrame, u: f32, v: f32| {
-            let x = m.origin[0] + u * m.right[0] + v * m.down[0];
-            let y = m.origin[1] + u * m.right[1] + v * m.down[1];
-            luma(super::sample::bilinear_rgb(img, x, y))
+            let q = m.point(u, v);
+            luma(bilinear_rgb(img, q[0], q[1]))
         };
         let n = self.seam.len();
         let seam_luma: Vec<f32> = (0..n)
@@ -666,7 +668,6 @@ fn measure_look(img: &RgbImage, points: &[[f32; 3]]) -> MouthLook {
             [s[0] / n, s[1] / n, s[2] / n]
         }
     };
-    let luma = |c: [f32; 3]| 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2];
     let light = (luma(skin) / 150.0).clamp(0.45, 1.3);
     // Grain: spread of luma minus its 3x3 mean over small patches of cheek and chin skin.
     let mut acc = Vec::new();

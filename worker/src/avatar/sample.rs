@@ -2,6 +2,11 @@
 
 use image::RgbImage;
 
+/// Rec. 601 luma of an RGB colour (0..=255 scale).
+pub fn luma(c: [f32; 3]) -> f32 {
+    0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+}
+
 /// Bilinear sample at (`x`, `y`) (pixel centres at integers); black outside the image.
 pub fn bilinear_rgb(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let (w, h) = (img.width() as i64, img.height() as i64);
