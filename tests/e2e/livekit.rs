@@ -1,4 +1,4 @@
-//! End-to-end tests of `lipcast_worker::livekit` against the LiveKit-protocol test room (`tests/room/room.py`)
+//! End-to-end tests of `lipcast_livekit` and the worker's avatar protocol (`lipcast_worker::protocol`) against the LiveKit-protocol test room (`tests/room/room.py`)
 //! with the real engine (`liblivekit_ffi.so`) and, on the agent side, LiveKit's real Python SDK
 //! (`tests/room/agent.py`). Each test runs in its own network namespace (ICE ignores loopback).
 
@@ -7,9 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lipcast_e2e::{Agent, ROOM_IP, RoomProcess, TestEnv, in_namespace};
-use lipcast_worker::livekit::{
-    AudioPublishOptions, ConnectOptions, EndReason, LiveKitError, PlaybackFinished, Room,
-    RoomEvent, RpcCallError, SpeechEvent, VideoCodecChoice, VideoPublishOptions,
+use lipcast_livekit::{
+    AudioPublishOptions, ConnectOptions, LiveKitError, Room, RpcCallError, VideoCodecChoice,
+    VideoPublishOptions,
+};
+use lipcast_worker::protocol::types::RPC_CLEAR_BUFFER;
+use lipcast_worker::protocol::{
+    AUDIO_TRACK_NAME, AvatarEvent, AvatarReceiver, EndReason, PlaybackFinished, SpeechEvent,
+    VIDEO_TRACK_NAME, notify,
 };
 use serde_json::Value;
 
@@ -19,10 +24,11 @@ const ROOM: &str = "e2e";
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn setup() {
-    assert!(
-        lipcast_worker::vendor::livekit_ffi().is_some_and(|p| p.exists()),
-        "liblivekit_ffi.so is missing: run scripts/setup.sh (or set LIVEKIT_FFI_PATH)"
-    );
+    let library = lipcast_worker::vendor::livekit_ffi().filter(|p| p.exists());
+    let library = library.unwrap_or_else(|| {
+        panic!("liblivekit_ffi.so is missing: run scripts/setup.sh (or set LIVEKIT_FFI_PATH)")
+    });
+    lipcast_livekit::use_library(library);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -30,6 +36,17 @@ fn setup() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// Joins as the avatar does: answering `lk.clear_buffer`, its events read by the avatar protocol's receiver.
+async fn join(url: &str, token: &str) -> Result<(Room, AvatarReceiver), LiveKitError> {
+    let options = ConnectOptions {
+        rpc_methods: vec![RPC_CLEAR_BUFFER.to_owned()],
+        ..Default::default()
+    };
+    let (room, events) = Room::connect(url, token, options).await?;
+    let receiver = AvatarReceiver::new(&room, events);
+    Ok((room, receiver))
 }
 
 // ------------------------------------------------------------------------------------------ the tests
@@ -64,22 +81,22 @@ fn session(env: &TestEnv) {
     let rt = runtime();
     rt.block_on(async {
         let t = Instant::now();
-        let (room, mut events) = Room::connect(&url, &avatar_token, ConnectOptions::default())
+        let (room, mut events) = join(&url, &avatar_token)
             .await
             .unwrap_or_else(|e| panic!("join failed: {e}"));
         let join = t.elapsed();
         println!("MEASURED join_time_ms={} (engine connect result {:?})", join.as_millis(), room.join_time());
         assert_eq!(room.local_identity(), AVATAR);
-        assert_eq!(room.served_agent().as_deref(), Some(AGENT), "lk.publish_on_behalf names the agent");
+        assert_eq!(events.served_agent(), Some(AGENT), "lk.publish_on_behalf names the agent");
         assert!(room.participants_at_join().iter().any(|p| p.identity == AGENT));
 
         let audio = room
-            .publish_audio(AudioPublishOptions::default())
+            .publish_audio(AUDIO_TRACK_NAME, AudioPublishOptions::default())
             .await
             .unwrap_or_else(|e| panic!("publish audio: {e}"));
         let t = Instant::now();
         let video = room
-            .publish_video(VideoPublishOptions::default())
+            .publish_video(VIDEO_TRACK_NAME, VideoPublishOptions::default())
             .await
             .unwrap_or_else(|e| panic!("publish video: {e}"));
         println!("MEASURED publish_video_ms={} codec={:?}", t.elapsed().as_millis(), video.codec());
@@ -117,14 +134,14 @@ fn session(env: &TestEnv) {
         loop {
             let ev = next_event(&mut events, deadline).await;
             match ev {
-                RoomEvent::Speech(SpeechEvent::Start(s)) => {
+                AvatarEvent::Speech(SpeechEvent::Start(s)) => {
                     println!("segment start: {s:?}");
-                    if let Err(e) = room.playback_started().await {
+                    if let Err(e) = notify::playback_started(&room, AGENT).await {
                         panic!("playback_started: {e}");
                     }
                     start = Some(s);
                 }
-                RoomEvent::Speech(SpeechEvent::Chunk { data, .. }) => {
+                AvatarEvent::Speech(SpeechEvent::Chunk { data, .. }) => {
                     received += data.len();
                     let mut bytes = Vec::with_capacity(data.len() + 1);
                     bytes.extend(carry.take());
@@ -135,11 +152,11 @@ fn session(env: &TestEnv) {
                     let samples = bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
                     let _ = pcm_tx.send(samples);
                 }
-                RoomEvent::Speech(SpeechEvent::End { error, .. }) => {
+                AvatarEvent::Speech(SpeechEvent::End { error, .. }) => {
                     assert_eq!(error, None, "segment ended with an error");
                     break;
                 }
-                RoomEvent::SessionEnded(r) => panic!("session ended early: {r:?}"),
+                AvatarEvent::SessionEnded(r) => panic!("session ended early: {r:?}"),
                 other => println!("room event: {other:?}"),
             }
         }
@@ -151,7 +168,7 @@ fn session(env: &TestEnv) {
         assert_eq!(start.attributes.get("sample_rate").map(String::as_str), Some("24000"));
         assert_eq!(start.attributes.get("num_channels").map(String::as_str), Some("1"));
         let position = received as f64 / 2.0 / 24000.0;
-        room.playback_finished(PlaybackFinished::new(position, false))
+        notify::playback_finished(&room, AGENT, PlaybackFinished::new(position, false))
             .await
             .unwrap_or_else(|e| panic!("playback_finished: {e}"));
         let rpc = agent.expect_where("rpc", Duration::from_secs(10), |v| v["method"] == "lk.playback_finished");
@@ -172,11 +189,11 @@ fn session(env: &TestEnv) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match next_event(&mut events, deadline).await {
-                RoomEvent::ClearBuffer(c) => {
+                AvatarEvent::ClearBuffer(c) => {
                     assert_eq!(c.caller, AGENT);
                     break;
                 }
-                RoomEvent::SessionEnded(r) => panic!("session ended early: {r:?}"),
+                AvatarEvent::SessionEnded(r) => panic!("session ended early: {r:?}"),
                 _ => {}
             }
         }
@@ -191,7 +208,7 @@ fn session(env: &TestEnv) {
         let t = Instant::now();
         let deadline = Instant::now() + Duration::from_secs(10);
         let end = loop {
-            if let RoomEvent::SessionEnded(r) = next_event(&mut events, deadline).await {
+            if let AvatarEvent::SessionEnded(r) = next_event(&mut events, deadline).await {
                 break r;
             }
         };
@@ -255,14 +272,10 @@ fn refusal_and_removal(env: &TestEnv) {
         let token = env.mint(AVATAR, ROOM, "agent", &[]);
         let mut agent = Agent::start(&url, &env.mint(AGENT, ROOM, "agent", &[]), AVATAR, false);
         agent.expect("connected", Duration::from_secs(15));
-        let (room, mut events) = Room::connect(&url, &token, ConnectOptions::default())
+        let (room, mut events) = join(&url, &token)
             .await
             .unwrap_or_else(|e| panic!("join failed: {e}"));
-        assert_eq!(
-            room.served_agent().as_deref(),
-            Some(AGENT),
-            "first agent is served"
-        );
+        assert_eq!(events.served_agent(), Some(AGENT), "first agent is served");
         let mut other = Agent::start(&url, &env.mint("agent-2", ROOM, "agent", &[]), AVATAR, true);
         other.expect("connected", Duration::from_secs(15));
         other.send("clear_buffer");
@@ -287,7 +300,10 @@ fn refusal_and_removal(env: &TestEnv) {
                 panic!("expected RPC error 1400 from an agent without lk.playback_started: {res:?}")
             }
         }
-        room.playback_started()
+        notify::playback_started(&room, "agent-2")
+            .await
+            .unwrap_or_else(|e| panic!("playback_started must tolerate 1400: {e}"));
+        notify::playback_started(&room, AGENT)
             .await
             .unwrap_or_else(|e| panic!("playback_started: {e}"));
         other.send("leave");
@@ -296,8 +312,8 @@ fn refusal_and_removal(env: &TestEnv) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !cleared {
             match next_event(&mut events, deadline).await {
-                RoomEvent::ClearBuffer(c) => cleared = c.caller == AGENT,
-                RoomEvent::SessionEnded(r) => panic!("ended early: {r:?}"),
+                AvatarEvent::ClearBuffer(c) => cleared = c.caller == AGENT,
+                AvatarEvent::SessionEnded(r) => panic!("ended early: {r:?}"),
                 _ => {}
             }
         }
@@ -318,21 +334,21 @@ fn refusal_and_removal(env: &TestEnv) {
         let mut bytes = 0usize;
         while ends < 2 {
             match next_event(&mut events, deadline).await {
-                RoomEvent::Speech(SpeechEvent::Rejected { reason, sender, .. }) => {
+                AvatarEvent::Speech(SpeechEvent::Rejected { reason, sender, .. }) => {
                     assert_eq!(sender, AGENT);
                     seen.push(format!("rejected: {reason}"));
                 }
-                RoomEvent::Speech(SpeechEvent::Start(s)) => {
+                AvatarEvent::Speech(SpeechEvent::Start(s)) => {
                     seen.push(format!("start {} {}", s.sample_rate, s.num_channels))
                 }
-                RoomEvent::Speech(SpeechEvent::Chunk { data, .. }) => bytes += data.len(),
-                RoomEvent::Speech(SpeechEvent::End { error, .. }) => {
+                AvatarEvent::Speech(SpeechEvent::Chunk { data, .. }) => bytes += data.len(),
+                AvatarEvent::Speech(SpeechEvent::End { error, .. }) => {
                     assert_eq!(error, None);
                     seen.push(format!("end {bytes}"));
                     bytes = 0;
                     ends += 1;
                 }
-                RoomEvent::SessionEnded(r) => panic!("ended early: {r:?}"),
+                AvatarEvent::SessionEnded(r) => panic!("ended early: {r:?}"),
                 _ => {}
             }
         }
@@ -356,7 +372,7 @@ fn refusal_and_removal(env: &TestEnv) {
             ..Default::default()
         };
         let video = room
-            .publish_video(opts)
+            .publish_video(VIDEO_TRACK_NAME, opts)
             .await
             .unwrap_or_else(|e| panic!("publish VP8: {e}"));
         assert_eq!(video.codec(), VideoCodecChoice::Vp8);
@@ -388,7 +404,7 @@ fn refusal_and_removal(env: &TestEnv) {
         drop(agent);
 
         // The room closes.
-        let (room, mut events) = Room::connect(&url, &token, ConnectOptions::default())
+        let (room, mut events) = join(&url, &token)
             .await
             .unwrap_or_else(|e| panic!("second join failed: {e}"));
         room_proc.control("/control/close");
@@ -514,7 +530,7 @@ fn check_video_report(report: &Value) {
 
 static PUMP_START: Mutex<Option<Instant>> = Mutex::new(None);
 
-fn pump_elapsed(_: &lipcast_worker::livekit::VideoTrack) -> Duration {
+fn pump_elapsed(_: &lipcast_livekit::VideoTrack) -> Duration {
     PUMP_START
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -522,11 +538,7 @@ fn pump_elapsed(_: &lipcast_worker::livekit::VideoTrack) -> Duration {
 }
 
 /// 25 fps I420 test pattern: moving diagonal luma bars, a red top-left block. Returns frames pushed.
-fn pump_frames(
-    video: &lipcast_worker::livekit::VideoTrack,
-    stop: &AtomicBool,
-    max: Duration,
-) -> u64 {
+fn pump_frames(video: &lipcast_livekit::VideoTrack, stop: &AtomicBool, max: Duration) -> u64 {
     let (w, h) = video.size();
     let (w, h) = (w as usize, h as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
@@ -571,10 +583,7 @@ fn pump_frames(
 
 // ------------------------------------------------------------------------------------------ helpers
 
-async fn next_event(
-    events: &mut lipcast_worker::livekit::RoomEvents,
-    deadline: Instant,
-) -> RoomEvent {
+async fn next_event(events: &mut AvatarReceiver, deadline: Instant) -> AvatarEvent {
     let left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(left, events.recv()).await {
         Ok(Some(ev)) => ev,
@@ -583,10 +592,10 @@ async fn next_event(
     }
 }
 
-async fn wait_end(events: &mut lipcast_worker::livekit::RoomEvents, within: Duration) -> EndReason {
+async fn wait_end(events: &mut AvatarReceiver, within: Duration) -> EndReason {
     let deadline = Instant::now() + within;
     loop {
-        if let RoomEvent::SessionEnded(r) = next_event(events, deadline).await {
+        if let AvatarEvent::SessionEnded(r) = next_event(events, deadline).await {
             return r;
         }
     }

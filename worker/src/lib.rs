@@ -2,8 +2,9 @@
 //!
 //! Modules, each with one responsibility:
 //! - `control`: the gRPC server the supervisor drives (prepare, start, stop, events, benchmark).
-//! - `session`: one session: the room, the real-time loop, the avatar protocol.
-//! - `livekit`: a safe wrapper over LiveKit's engine (`liblivekit_ffi.so`), loaded at run time.
+//! - `session`: one session: the room, the real-time loop (the protocol's runner).
+//! - `protocol`: the LiveKit agents avatar protocol (the served agent, its speech, its RPCs), over
+//!   `lipcast-livekit`, the crate that wraps LiveKit's engine.
 //! - `model`: ONNX Runtime sessions and model packs.
 //! - `avatar`: portrait preparation and the renderer.
 //! - `generator`: bring-your-own neural generator packs (crop, model calls, paste-back, their animator).
@@ -15,8 +16,8 @@ pub mod audio;
 pub mod avatar;
 pub mod control;
 pub mod generator;
-pub mod livekit;
 pub mod model;
 pub mod procstat;
+pub mod protocol;
 pub mod session;
 pub mod vendor;

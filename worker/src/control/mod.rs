@@ -42,6 +42,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(fd) = args.guard_fd {
         watch_guard(fd)?;
     }
+    if let Some(path) = crate::vendor::livekit_ffi() {
+        lipcast_livekit::use_library(path);
+    }
     let _ = std::fs::remove_file(&args.socket);
     let listener = UnixListener::bind(&args.socket)
         .with_context(|| format!("binding {}", args.socket.display()))?;
@@ -68,7 +71,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), exit.cancelled())
         .await;
     let _ = std::fs::remove_file(&args.socket);
-    crate::livekit::shutdown();
+    lipcast_livekit::shutdown();
     served.context("serving the control API")
 }
 

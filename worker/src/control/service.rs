@@ -22,8 +22,8 @@ use tracing::Instrument;
 use super::bench;
 use super::prepared::Prepared;
 use crate::avatar::PrepareError;
-use crate::livekit::VideoCodecChoice;
 use crate::session::{self, SessionEvent, SessionSpec, Settings};
+use lipcast_livekit::VideoCodecChoice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

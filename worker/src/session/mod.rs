@@ -17,12 +17,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lipcast_livekit::{
+    AudioPublishOptions, ConnectOptions, LiveKitError, Room, RoomEvents, VideoCodecChoice,
+    VideoPublishOptions,
+};
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
-use crate::livekit::{
-    self, AudioPublishOptions, ConnectOptions, LiveKitError, PlaybackFinished, Room, RoomEvent,
-    SpeechEvent, VideoCodecChoice, VideoPublishOptions,
+use crate::protocol::types::RPC_CLEAR_BUFFER;
+use crate::protocol::{
+    AUDIO_TRACK_NAME, AvatarEvent, AvatarReceiver, PlaybackFinished, SpeechEvent, VIDEO_TRACK_NAME,
+    notify,
 };
 use animator::Animator;
 use ingest::SegmentDecoder;
@@ -213,6 +218,7 @@ pub async fn run(
         ConnectOptions {
             timeout: settings.connect_timeout,
             auto_subscribe: false,
+            rpc_methods: vec![RPC_CLEAR_BUFFER.to_owned()],
         },
     );
     let (room, room_events) = tokio::select! {
@@ -267,7 +273,7 @@ async fn leave(room: Arc<Room>) {
 
 async fn publish_and_run(
     room: &Arc<Room>,
-    mut room_events: livekit::RoomEvents,
+    room_events: RoomEvents,
     animator: Box<dyn Animator>,
     settings: &Settings,
     spec: &SessionSpec,
@@ -277,19 +283,25 @@ async fn publish_and_run(
     let (width, height) = animator.size();
     // Both publications negotiate with the server; do them at once.
     let (video, audio) = tokio::join!(
-        room.publish_video(VideoPublishOptions {
-            width,
-            height,
-            max_framerate: f64::from(settings.fps),
-            max_bitrate: video_bitrate(settings.video_max_bitrate, width, height),
-            codec: settings.video_codec,
-            ..Default::default()
-        }),
-        room.publish_audio(AudioPublishOptions {
-            sample_rate: settings.audio_sample_rate,
-            num_channels: 1,
-            queue_size_ms: 100,
-        })
+        room.publish_video(
+            VIDEO_TRACK_NAME,
+            VideoPublishOptions {
+                width,
+                height,
+                max_framerate: f64::from(settings.fps),
+                max_bitrate: video_bitrate(settings.video_max_bitrate, width, height),
+                codec: settings.video_codec,
+                ..Default::default()
+            }
+        ),
+        room.publish_audio(
+            AUDIO_TRACK_NAME,
+            AudioPublishOptions {
+                sample_rate: settings.audio_sample_rate,
+                num_channels: 1,
+                queue_size_ms: 100,
+            }
+        )
     );
     let (video, audio) = (
         video.map_err(|e| e.to_string())?,
@@ -300,6 +312,11 @@ async fn publish_and_run(
         video_codec: format!("{:?}", video.codec()).to_ascii_lowercase(),
     });
 
+    let mut receiver = AvatarReceiver::new(room, room_events);
+    // Unbounded on purpose: it carries the agent's speech ahead of playout, which the loop must hold whole
+    // whatever its length (an utterance may arrive in one burst), and the event side must never wait for the
+    // loop: the loop waits on engine replies that the dispatcher delivers, and the dispatcher waits on this
+    // side when the room's (bounded) channel is full, so a wait here could close that circle.
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let loop_stop = CancellationToken::new();
@@ -325,7 +342,6 @@ async fn publish_and_run(
     let rpc = tokio::spawn(rpc_task(room.clone(), rpc_rx));
 
     let mut state = SessionState {
-        room: room.clone(),
         settings: settings.clone(),
         events: events.clone(),
         loop_in: in_tx,
@@ -337,29 +353,22 @@ async fn publish_and_run(
         agent_present: false,
         reconnecting_since: None,
         requested_at: spec.requested_at,
+        served_agent: None,
     };
-    if let Some(agent) = room.served_agent()
-        && room
-            .participants_at_join()
-            .iter()
-            .any(|p| p.identity == agent)
-    {
-        state.agent_joined(agent);
-    }
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         tokio::select! {
             _ = stop.cancelled() => break SessionOutcome::ok(EndReason::Stopped),
-            ev = room_events.recv() => match ev {
-                Some(ev) => if let Some(end) = state.room_event(ev) { break end },
+            ev = receiver.recv() => match ev {
+                Some(ev) => if let Some(end) = state.avatar_event(ev) { break end },
                 None => break SessionOutcome::failed(EndReason::Disconnected, "the LiveKit engine closed the room"),
             },
             out = out_rx.recv() => match out {
                 Some(out) => if let Some(end) = state.loop_output(out) { break end },
                 None => break SessionOutcome::failed(EndReason::Error, "the real-time loop stopped"),
             },
-            _ = tick.tick() => if let Some(end) = state.check_deadlines() { break end },
+            _ = tick.tick() => if let Some(end) = state.check_deadlines(receiver.served_agent()) { break end },
         }
     };
     tracing::info!(
@@ -389,22 +398,28 @@ async fn publish_and_run(
     Ok(outcome)
 }
 
+/// A call to the served agent, queued for [`rpc_task`].
 enum RpcCall {
-    Started,
-    Finished(PlaybackFinished),
+    Started {
+        agent: String,
+    },
+    Finished {
+        agent: String,
+        event: PlaybackFinished,
+    },
 }
 
 /// Calls the agent's RPCs in order, off the event path.
 async fn rpc_task(room: Arc<Room>, mut calls: mpsc::UnboundedReceiver<RpcCall>) {
     while let Some(call) = calls.recv().await {
         match call {
-            RpcCall::Started => {
-                if let Err(e) = room.playback_started().await {
+            RpcCall::Started { agent } => {
+                if let Err(e) = notify::playback_started(&room, &agent).await {
                     tracing::debug!(error = %e, "lk.playback_started not delivered");
                 }
             }
-            RpcCall::Finished(ev) => {
-                if let Err(e) = room.playback_finished(ev).await {
+            RpcCall::Finished { agent, event } => {
+                if let Err(e) = notify::playback_finished(&room, &agent, event).await {
                     tracing::warn!(error = %e, "lk.playback_finished not delivered");
                 }
             }
@@ -414,7 +429,6 @@ async fn rpc_task(room: Arc<Room>, mut calls: mpsc::UnboundedReceiver<RpcCall>) 
 
 /// The event side of a running session.
 struct SessionState {
-    room: Arc<Room>,
     settings: Settings,
     events: UnboundedSender<SessionEvent>,
     loop_in: UnboundedSender<LoopInput>,
@@ -429,6 +443,8 @@ struct SessionState {
     agent_present: bool,
     reconnecting_since: Option<Instant>,
     requested_at: Instant,
+    /// The agent the avatar serves, once it joined (the receiver's choice).
+    served_agent: Option<String>,
 }
 
 impl SessionState {
@@ -437,6 +453,7 @@ impl SessionState {
     }
 
     fn agent_joined(&mut self, identity: String) {
+        self.served_agent = Some(identity.clone());
         if !self.agent_present {
             self.agent_present = true;
             tracing::info!(agent = %identity, "the served agent is in the room");
@@ -444,34 +461,34 @@ impl SessionState {
         }
     }
 
-    fn room_event(&mut self, ev: RoomEvent) -> Option<SessionOutcome> {
+    /// Sends `input` to the real-time loop (a loop that stopped drops it).
+    fn to_loop(&self, input: LoopInput) {
+        let _ = self.loop_in.send(input);
+    }
+
+    fn avatar_event(&mut self, ev: AvatarEvent) -> Option<SessionOutcome> {
         match ev {
-            RoomEvent::Speech(s) => self.speech(s),
-            RoomEvent::ClearBuffer(_) => {
+            AvatarEvent::Speech(s) => self.speech(s),
+            AvatarEvent::ClearBuffer(_) => {
                 tracing::info!("lk.clear_buffer: dropping queued audio");
-                let _ = self.loop_in.send(LoopInput::Clear);
+                self.to_loop(LoopInput::Clear);
             }
-            RoomEvent::ParticipantJoined {
-                participant,
-                is_served_agent: true,
-            } => self.agent_joined(participant.identity),
-            RoomEvent::ParticipantJoined { .. } | RoomEvent::ParticipantLeft { .. } => {}
-            RoomEvent::Reconnecting => {
+            AvatarEvent::AgentJoined { identity } => self.agent_joined(identity),
+            AvatarEvent::Reconnecting => {
                 tracing::warn!("connection to the room lost; the engine is resuming it");
                 self.reconnecting_since.get_or_insert(Instant::now());
             }
-            RoomEvent::Reconnected => {
+            AvatarEvent::Reconnected => {
                 tracing::info!("connection to the room resumed");
                 self.reconnecting_since = None;
             }
-            RoomEvent::SessionEnded(end) => {
+            AvatarEvent::SessionEnded(end) => {
+                use crate::protocol::EndReason as Room;
                 return Some(match end {
-                    livekit::EndReason::AgentLeft { .. } => {
-                        SessionOutcome::ok(EndReason::AgentLeft)
-                    }
-                    livekit::EndReason::Removed => SessionOutcome::ok(EndReason::Removed),
-                    livekit::EndReason::RoomClosed => SessionOutcome::ok(EndReason::RoomClosed),
-                    livekit::EndReason::Disconnected(r) => SessionOutcome::failed(
+                    Room::AgentLeft { .. } => SessionOutcome::ok(EndReason::AgentLeft),
+                    Room::Removed => SessionOutcome::ok(EndReason::Removed),
+                    Room::RoomClosed => SessionOutcome::ok(EndReason::RoomClosed),
+                    Room::Disconnected(r) => SessionOutcome::failed(
                         EndReason::Disconnected,
                         format!("disconnected from the LiveKit room ({})", r.as_str_name()),
                     ),
@@ -494,7 +511,7 @@ impl SessionState {
                     Ok(d) => {
                         tracing::debug!(stream = %seg.stream_id, rate = seg.sample_rate, channels = seg.num_channels, "segment");
                         self.decoders.insert(seg.stream_id.clone(), d);
-                        let _ = self.loop_in.send(LoopInput::SegmentStart {
+                        self.to_loop(LoopInput::SegmentStart {
                             stream_id: seg.stream_id,
                             sample_rate: seg.sample_rate,
                             channels: u32::from(seg.num_channels),
@@ -507,7 +524,7 @@ impl SessionState {
                 self.last_audio = now;
                 if let Some(d) = self.decoders.get_mut(&stream_id) {
                     let out = d.push(&data);
-                    let _ = self.loop_in.send(LoopInput::Audio {
+                    self.to_loop(LoopInput::Audio {
                         stream_id,
                         track: out.track,
                         features: out.features,
@@ -521,13 +538,13 @@ impl SessionState {
                 }
                 if let Some(mut d) = self.decoders.remove(&stream_id) {
                     let out = d.finish();
-                    let _ = self.loop_in.send(LoopInput::Audio {
+                    self.to_loop(LoopInput::Audio {
                         stream_id: stream_id.clone(),
                         track: out.track,
                         features: out.features,
                         arrived: now,
                     });
-                    let _ = self.loop_in.send(LoopInput::SegmentEnd { stream_id });
+                    self.to_loop(LoopInput::SegmentEnd { stream_id });
                 }
             }
             SpeechEvent::Rejected {
@@ -554,7 +571,9 @@ impl SessionState {
                     sample_rate: s.sample_rate,
                     channels: s.channels,
                 });
-                let _ = self.rpc.send(RpcCall::Started);
+                if let Some(agent) = self.served_agent.clone() {
+                    let _ = self.rpc.send(RpcCall::Started { agent });
+                }
             }
             LoopOutput::Finished(f) => {
                 self.playing = self.playing.saturating_sub(1);
@@ -570,10 +589,10 @@ impl SessionState {
                     position_s: f.position_s,
                     interrupted: f.interrupted,
                 });
-                let _ = self.rpc.send(RpcCall::Finished(PlaybackFinished::new(
-                    f.position_s,
-                    f.interrupted,
-                )));
+                if let Some(agent) = self.served_agent.clone() {
+                    let event = PlaybackFinished::new(f.position_s, f.interrupted);
+                    let _ = self.rpc.send(RpcCall::Finished { agent, event });
+                }
             }
             LoopOutput::Stats(s) => self.emit(SessionEvent::Stats(s)),
             LoopOutput::Failed(e) => return Some(SessionOutcome::failed(EndReason::Error, e)),
@@ -581,15 +600,13 @@ impl SessionState {
         None
     }
 
-    fn check_deadlines(&mut self) -> Option<SessionOutcome> {
+    /// The session's time limits; `served` is the agent the receiver expects (named in the timeout's error).
+    fn check_deadlines(&mut self, served: Option<&str>) -> Option<SessionOutcome> {
         let now = Instant::now();
         if !self.agent_present
             && now.duration_since(self.started_at) >= self.settings.agent_join_timeout
         {
-            let who = self
-                .room
-                .served_agent()
-                .unwrap_or_else(|| "an agent participant".into());
+            let who = served.unwrap_or("an agent participant");
             return Some(SessionOutcome::failed(
                 EndReason::AgentTimeout,
                 format!(

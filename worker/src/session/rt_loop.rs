@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::animator::Animator;
 use super::playout::{Finished, Playout, PlayoutConfig, Started, Tick};
 use super::stats::StatsWindow;
-use crate::livekit::{AudioTrack, VideoTrack};
+use lipcast_livekit::{AudioTrack, VideoTrack};
 
 /// A stall this long restarts the schedule instead of bursting frames to catch up.
 pub const REBASE_AFTER: Duration = Duration::from_millis(200);

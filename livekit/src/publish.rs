@@ -1,4 +1,4 @@
-//! Publishing `avatar_video` and `avatar_audio` and capturing frames into them.
+//! Publishing a video and an audio track and capturing frames into them.
 
 use std::time::Duration;
 
@@ -14,8 +14,6 @@ use super::proto::{
 };
 use super::room::Room;
 
-pub const VIDEO_TRACK_NAME: &str = "avatar_video";
-pub const AUDIO_TRACK_NAME: &str = "avatar_audio";
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the published video's sender statistics are read (and logged when its loss counters moved).
 const STATS_EVERY: Duration = Duration::from_secs(5);
@@ -36,7 +34,7 @@ impl VideoCodecChoice {
     }
 }
 
-/// How to publish `avatar_video`.
+/// How to publish a video track.
 #[derive(Debug, Clone)]
 pub struct VideoPublishOptions {
     pub width: u32,
@@ -63,7 +61,7 @@ impl Default for VideoPublishOptions {
     }
 }
 
-/// How to publish `avatar_audio`.
+/// How to publish an audio track.
 #[derive(Debug, Clone)]
 pub struct AudioPublishOptions {
     pub sample_rate: u32,
@@ -82,7 +80,7 @@ impl Default for AudioPublishOptions {
     }
 }
 
-/// The published `avatar_video` track.
+/// A published video track.
 pub struct VideoTrack {
     engine: &'static Engine,
     _publication: OwnedHandle,
@@ -113,7 +111,7 @@ pub struct OutboundVideoStats {
     pub key_frames_encoded: u32,
 }
 
-/// The published `avatar_audio` track.
+/// A published audio track.
 pub struct AudioTrack {
     engine: &'static Engine,
     _publication: OwnedHandle,
@@ -125,9 +123,10 @@ pub struct AudioTrack {
 }
 
 impl Room {
-    /// Create a camera source, and publish it as `avatar_video` (no simulcast, capped fps and bitrate).
+    /// Create a camera source, and publish it as track `name` (no simulcast, capped fps and bitrate).
     pub async fn publish_video(
         &self,
+        name: &'static str,
         opts: VideoPublishOptions,
     ) -> Result<VideoTrack, LiveKitError> {
         let engine = self.engine();
@@ -159,7 +158,7 @@ impl Room {
         let source = engine.own(r.source.handle.id);
         let resp = engine.request(ffi_request::Message::CreateVideoTrack(
             CreateVideoTrackRequest {
-                name: VIDEO_TRACK_NAME.into(),
+                name: name.into(),
                 source_handle: source.id(),
             },
         ))?;
@@ -186,12 +185,12 @@ impl Room {
                 degradation_preference: Some(opts.degradation as i32),
                 ..Default::default()
             };
-            match publish(self, track.id(), options, VIDEO_TRACK_NAME).await {
+            match publish(self, track.id(), options, name).await {
                 Ok((publication, sid)) => {
                     tracing::info!(%sid, ?codec, width = opts.width, height = opts.height, fps = opts.max_framerate,
-                        bitrate = opts.max_bitrate, "published avatar_video");
+                        bitrate = opts.max_bitrate, "published {name}");
                     let stop = tokio_util::sync::CancellationToken::new();
-                    tokio::spawn(watch_outbound(engine, track.id(), stop.clone()));
+                    tokio::spawn(watch_outbound(engine, name, track.id(), stop.clone()));
                     return Ok(VideoTrack {
                         engine,
                         _publication: publication,
@@ -205,20 +204,21 @@ impl Room {
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(?codec, error = %e, "publishing avatar_video failed");
+                    tracing::warn!(?codec, error = %e, "publishing {name} failed");
                     last_err = Some(e);
                 }
             }
         }
         Err(last_err.unwrap_or(LiveKitError::Publish {
-            track: VIDEO_TRACK_NAME,
+            track: name,
             reason: "no codec".into(),
         }))
     }
 
-    /// Create a microphone source and publish it as `avatar_audio`.
+    /// Create a microphone source and publish it as track `name`.
     pub async fn publish_audio(
         &self,
+        name: &'static str,
         opts: AudioPublishOptions,
     ) -> Result<AudioTrack, LiveKitError> {
         let engine = self.engine();
@@ -240,7 +240,7 @@ impl Room {
         let source = engine.own(r.source.handle.id);
         let resp = engine.request(ffi_request::Message::CreateAudioTrack(
             CreateAudioTrackRequest {
-                name: AUDIO_TRACK_NAME.into(),
+                name: name.into(),
                 source_handle: source.id(),
             },
         ))?;
@@ -254,8 +254,8 @@ impl Room {
             source: Some(proto::TrackSource::SourceMicrophone as i32),
             ..Default::default()
         };
-        let (publication, sid) = publish(self, track.id(), options, AUDIO_TRACK_NAME).await?;
-        tracing::info!(%sid, sample_rate = opts.sample_rate, channels = opts.num_channels, "published avatar_audio");
+        let (publication, sid) = publish(self, track.id(), options, name).await?;
+        tracing::info!(%sid, sample_rate = opts.sample_rate, channels = opts.num_channels, "published {name}");
         Ok(AudioTrack {
             engine,
             _publication: publication,
@@ -369,6 +369,7 @@ async fn outbound_video_stats(
 /// under loss apart from a slow renderer.
 async fn watch_outbound(
     engine: &'static Engine,
+    name: &'static str,
     track: u64,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -382,7 +383,7 @@ async fn watch_outbound(
             Ok(Some(s)) => s,
             Ok(None) => continue,
             Err(e) => {
-                tracing::debug!(error = %e, "reading avatar_video's sender statistics");
+                tracing::debug!(error = %e, "reading {name}'s sender statistics");
                 continue;
             }
         };
@@ -401,7 +402,7 @@ async fn watch_outbound(
                 pli_count = s.pli_count,
                 fir_count = s.fir_count,
                 key_frames_encoded = s.key_frames_encoded,
-                "avatar_video sender stats"
+                "{name} sender stats"
             );
             logged = Some(s);
         }

@@ -3,11 +3,13 @@
 //! The engine calls back on its own threads with serialized `FfiEvent`s. The callback only copies the bytes
 //! into a channel; one dispatcher thread decodes them and routes them:
 //! - replies to async requests (by `async_id`) complete the future waiting for them;
-//! - room events, RPC invocations and byte-stream reader events go to the channel registered for their
-//!   room / local participant / reader handle;
+//! - room events, RPC invocations and byte-stream reader events go to the bounded channel registered for
+//!   their room / local participant / reader handle (the dispatcher waits while it is full: the events of a
+//!   room are never dropped, and the callback itself never blocks the engine);
 //! - engine logs go to `tracing`.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -23,6 +25,10 @@ use super::proto::{FfiEvent, LogLevel, ffi_event, ffi_request, ffi_response};
 /// An event routed to a room (room events, RPC invocations, byte-stream reader events).
 pub type RoutedEvent = ffi_event::Message;
 
+/// Events a room's channel holds before the dispatcher waits for its reader (a second of speech arrives in
+/// about 50 chunks).
+pub const ROUTE_CAPACITY: usize = 1024;
+
 #[derive(Default)]
 struct Routing {
     /// Futures waiting for the reply to an async request.
@@ -30,7 +36,7 @@ struct Routing {
     /// Replies that arrived before anyone waited (the engine may answer before `request` returns).
     early: HashMap<u64, ffi_event::Message>,
     /// Channels by room, local participant or reader handle.
-    routes: HashMap<u64, mpsc::UnboundedSender<RoutedEvent>>,
+    routes: HashMap<u64, mpsc::Sender<RoutedEvent>>,
     /// Set when the engine reported a panic.
     panicked: Option<String>,
 }
@@ -44,9 +50,15 @@ pub struct Engine {
 static ENGINE: OnceLock<Engine> = OnceLock::new();
 static INIT: Mutex<()> = Mutex::new(());
 static EVENT_TX: OnceLock<Mutex<std_mpsc::Sender<Vec<u8>>>> = OnceLock::new();
+static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
 
-/// The process's engine, loading the library (from [`crate::vendor::livekit_ffi`]) on first use.
-pub fn engine() -> Result<&'static Engine, LiveKitError> {
+/// Where `liblivekit_ffi.so` is; the engine is loaded from there on first use. Only the first call counts.
+pub fn use_library(path: PathBuf) {
+    let _ = LIBRARY.set(path);
+}
+
+/// The process's engine, loading the library (from [`use_library`]) on first use.
+pub(crate) fn engine() -> Result<&'static Engine, LiveKitError> {
     if let Some(e) = ENGINE.get() {
         return Ok(e);
     }
@@ -54,7 +66,10 @@ pub fn engine() -> Result<&'static Engine, LiveKitError> {
     if let Some(e) = ENGINE.get() {
         return Ok(e);
     }
-    let path = crate::vendor::livekit_ffi().ok_or(LiveKitError::LibraryNotFound)?;
+    let path = LIBRARY
+        .get()
+        .cloned()
+        .ok_or(LiveKitError::LibraryNotFound)?;
     let lib = FfiLibrary::load(&path)?;
     let engine = ENGINE.get_or_init(|| Engine {
         lib,
@@ -189,7 +204,8 @@ impl Engine {
             let tx = self.routing().routes.get(&key).cloned();
             match tx {
                 Some(tx) => {
-                    if let Err(mpsc::error::SendError(msg)) = tx.send(msg) {
+                    // The dispatcher is a plain thread: waiting here is allowed, and is the back-pressure.
+                    if let Err(mpsc::error::SendError(msg)) = tx.blocking_send(msg) {
                         self.routing().routes.remove(&key);
                         release_handles(self, msg);
                     }
@@ -247,7 +263,7 @@ impl Engine {
     }
 
     /// Route events for `key` (a room, local participant or reader handle) to `tx`.
-    pub fn add_route(&self, key: u64, tx: mpsc::UnboundedSender<RoutedEvent>) {
+    pub fn add_route(&self, key: u64, tx: mpsc::Sender<RoutedEvent>) {
         self.routing().routes.insert(key, tx);
     }
 
@@ -283,7 +299,7 @@ fn release_handles(engine: &'static Engine, msg: ffi_event::Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::livekit::proto::{
+    use crate::proto::{
         ByteStreamReaderEvent, ConnectCallback, PerformRpcCallback, RoomEvent,
         RpcMethodInvocationEvent,
     };
