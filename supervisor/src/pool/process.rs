@@ -7,7 +7,7 @@
 //! supervisor dies the pipe closes and the worker exits, a second guard beside the death signal.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::{oneshot, watch};
 
 use crate::config::LogFormat;
@@ -160,41 +159,15 @@ fn fork_worker(spec: &SpawnSpec) -> io::Result<(Child, OwnedFd, OwnedFd)> {
     let parent = std::process::id();
     let guard_raw = guard_read.as_raw_fd();
     let memory_limit = spec.memory_limit;
-    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe calls
-    // (prctl, getppid, dup2, fcntl, syscall, setrlimit, _exit); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The supervisor may have died between fork and prctl: then nobody would kill us.
-            if libc::getppid() as u32 != parent {
-                libc::_exit(70);
-            }
-            if guard_raw == GUARD_FD {
-                let flags = libc::fcntl(GUARD_FD, libc::F_GETFD);
-                libc::fcntl(GUARD_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            } else if libc::dup2(guard_raw, GUARD_FD) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Nothing else leaks into the worker: every other descriptor closes on exec
-            // (close_range with CLOSE_RANGE_CLOEXEC; older kernels rely on std's O_CLOEXEC everywhere).
-            libc::syscall(
-                libc::SYS_close_range,
-                GUARD_FD + 1,
-                u32::MAX,
-                4, /* CLOSE_RANGE_CLOEXEC */
-            );
-            if memory_limit > 0 {
-                let lim = libc::rlimit {
-                    rlim_cur: memory_limit,
-                    rlim_max: memory_limit,
-                };
-                libc::setrlimit(libc::RLIMIT_AS, &lim);
-            }
-            Ok(())
-        });
-    }
+    lipcast_sys::child::tie_to_parent(
+        &mut cmd,
+        lipcast_sys::child::ChildSetup {
+            parent,
+            guard: guard_raw,
+            guard_target: GUARD_FD,
+            memory_limit,
+        },
+    );
     let child = cmd.spawn()?;
     drop(guard_read);
     Ok((child, out_read, guard_write))
@@ -286,12 +259,7 @@ impl Process {
 
 /// Waits for the child to exit (a pidfd becomes readable), reaps it and publishes how it ended.
 async fn reap(process: Arc<Process>, exit_tx: watch::Sender<Option<Exit>>) {
-    let pidfd = pidfd_open(process.pid).and_then(|fd| {
-        // SAFETY: `fd` is an OwnedFd the AsyncFd takes ownership of; it stays open and the same for the
-        // AsyncFd's whole life.
-        unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-            .map_err(|e| io::Error::other(e.to_string()))
-    });
+    let pidfd = lipcast_sys::process::exit_watch(process.pid);
     let mut poll = tokio::time::interval(Duration::from_millis(100));
     loop {
         match &pidfd {
@@ -323,16 +291,6 @@ async fn reap(process: Arc<Process>, exit_tx: watch::Sender<Option<Exit>>) {
             }
         }
     }
-}
-
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just gave us this descriptor; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 async fn read_output(fd: OwnedFd, on_line: impl Fn(&str)) {

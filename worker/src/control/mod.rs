@@ -8,7 +8,7 @@ pub mod bench;
 pub mod prepared;
 pub mod service;
 
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::RawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,10 +90,8 @@ async fn on_sigterm(shared: std::sync::Arc<Shared>) {
 /// Exits the process when the supervisor's end of the guard pipe closes (a second guard beside
 /// PR_SET_PDEATHSIG, which fires when the forking thread, not the process, dies).
 fn watch_guard(fd: RawFd) -> anyhow::Result<()> {
-    // SAFETY: the supervisor passes this descriptor open; it is only read here and stays open for the
-    // whole life of the process.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD)
+    // The supervisor passes this descriptor open, and nothing here closes it.
+    let borrowed = lipcast_sys::process::inherited_fd(fd)
         .with_context(|| format!("guard fd {fd} is not open"))?;
     std::thread::Builder::new()
         .name("guard".into())

@@ -124,16 +124,12 @@ pub fn check_library(path: Option<&Path>) -> Result<PathBuf, RuntimeError> {
             looked_for: path.display().to_string(),
         });
     }
-    // SAFETY: loading ONNX Runtime runs its (well-behaved) initialisers only; the handle is dropped right away
-    // (the library stays mapped if ort already holds it).
-    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| RuntimeError::LibraryLoad {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    let has_api = lipcast_sys::library::exports(path, "OrtGetApiBase").map_err(|reason| {
+        RuntimeError::LibraryLoad {
+            path: path.to_path_buf(),
+            reason,
+        }
     })?;
-    // SAFETY: only the presence of the symbol is checked; it is not called.
-    let has_api =
-        unsafe { lib.get::<unsafe extern "C" fn() -> *const std::ffi::c_void>(b"OrtGetApiBase") }
-            .is_ok();
     if !has_api {
         return Err(RuntimeError::LibraryLoad {
             path: path.to_path_buf(),

@@ -123,12 +123,8 @@ pub fn spawn(
 /// busy machine delays the loop less. Needs CAP_SYS_NICE (root has it); without it the loop just runs at the
 /// normal priority.
 fn raise_priority() {
-    // SAFETY: gettid and setpriority have no memory-safety preconditions.
-    let done = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, -10)
-    };
-    if done != 0 {
+    let done = lipcast_sys::thread::set_current_nice(-10);
+    if done.is_err() {
         tracing::debug!(
             "cannot raise the real-time loop's priority (no CAP_SYS_NICE); running at the default"
         );
