@@ -210,9 +210,9 @@ fn stop_crash_and_hang(env: &TestEnv) {
     );
     let _ = t;
 
-    // The worker's own log lines reach the supervisor's log with the task id.
+    // The worker's own log lines (here its LiveKit crate's) reach the supervisor's log with the task id.
     assert!(
-        sup.log().iter().any(|l| l.contains("lipcast_worker")
+        sup.log().iter().any(|l| l.contains("lipcast_livekit::room")
             && l.contains(&task)
             && l.contains("joined LiveKit room")),
         "worker log lines with the task id are missing"
