@@ -5,11 +5,12 @@
 //!   lipcast-bench [--runs N] [--quick] [--only SECTION,...] [--drift-minutes M]
 //!   lipcast-bench --drift-from DIR
 //!
+//! The arguments are checked (clap): `--runs x` or an unknown section is an error, not a default.
+//!
 //! Sections: cold-start, first-frame, audio-to-mouth, pacing, capacity, stages, efficiency, supervisor,
 //! side-by-side; and, only when named, drift (a session of M minutes, 60 by default). `--drift-from` prints
 //! the drift figures of a run kept with LIPCAST_TEST_KEEP=1 from its window reports, without running one.
 
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,14 +19,43 @@ use lipcast_e2e::netns::enter_namespace;
 use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, launch, paths};
 use serde_json::{Value, json};
 
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "lipcast-bench",
+    about = "lipcast's benchmarks, end to end, in a network namespace of their own (needs root)"
+)]
 struct Opts {
-    runs: usize,
+    /// Runs per figure (each figure is the median, with min and max).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+    /// Shorter sessions, for a first look.
+    #[arg(long)]
     quick: bool,
-    only: Option<BTreeSet<String>>,
+    /// Only these sections, comma-separated: cold-start, first-frame, audio-to-mouth, pacing, capacity,
+    /// stages, efficiency, supervisor, side-by-side, drift.
+    #[arg(long, value_delimiter = ',', value_parser = SECTIONS)]
+    only: Option<Vec<String>>,
+    /// Length of the drift section's session (only run when named in --only).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     drift_minutes: u64,
-    /// Re-read a kept drift run's windows instead of running one.
+    /// Re-read a kept drift run's windows (LIPCAST_TEST_KEEP=1) instead of running one.
+    #[arg(long, conflicts_with_all = ["runs", "quick", "only"])]
     drift_from: Option<std::path::PathBuf>,
 }
+
+/// The sections `--only` names.
+const SECTIONS: [&str; 10] = [
+    "cold-start",
+    "first-frame",
+    "audio-to-mouth",
+    "pacing",
+    "capacity",
+    "stages",
+    "efficiency",
+    "supervisor",
+    "side-by-side",
+    "drift",
+];
 
 /// One line of the table.
 struct Row {
@@ -890,45 +920,7 @@ fn drift_rows(offsets: &[(Duration, f64)], minutes: u64) -> Vec<Row> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let mut o = Opts {
-        runs: 5,
-        quick: false,
-        only: None,
-        drift_minutes: 60,
-        drift_from: None,
-    };
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--runs" => {
-                i += 1;
-                o.runs = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(5);
-            }
-            "--quick" => o.quick = true,
-            "--drift-from" => {
-                i += 1;
-                o.drift_from = args.get(i).map(std::path::PathBuf::from);
-            }
-            "--drift-minutes" => {
-                i += 1;
-                o.drift_minutes = args.get(i).and_then(|v| v.parse().ok()).unwrap_or(60);
-            }
-            "--only" => {
-                i += 1;
-                o.only = args
-                    .get(i)
-                    .map(|v| v.split(',').map(str::to_owned).collect());
-            }
-            other => {
-                eprintln!(
-                    "unknown argument {other}; usage: lipcast-bench [--runs N] [--quick] [--only a,b] [--drift-minutes M] | --drift-from DIR"
-                );
-                std::process::exit(2);
-            }
-        }
-        i += 1;
-    }
+    let o = <Opts as clap::Parser>::parse();
     if let Some(dir) = &o.drift_from {
         for r in drift_from(dir) {
             r.print();
@@ -936,7 +928,7 @@ fn main() {
         return;
     }
     let env = enter_namespace("lipcast-bench", Duration::from_secs(7200));
-    let want = |s: &str| o.only.as_ref().is_none_or(|set| set.contains(s));
+    let want = |s: &str| o.only.as_ref().is_none_or(|set| set.iter().any(|x| x == s));
     println!(
         "lipcast benchmarks on {} ({} CPUs), {} run(s) per figure; median, min, max",
         std::fs::read_to_string("/proc/cpuinfo")
@@ -997,7 +989,10 @@ fn main() {
         }
     }
     // Not in the default run: it takes as long as --drift-minutes (60).
-    if o.only.as_ref().is_some_and(|set| set.contains("drift")) {
+    if o.only
+        .as_ref()
+        .is_some_and(|set| set.iter().any(|x| x == "drift"))
+    {
         for r in drift(&env, &o) {
             r.print();
         }
