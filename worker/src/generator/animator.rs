@@ -17,11 +17,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::animation::Animator;
 use crate::audio::MouthParams;
 use crate::audio::mel80;
 use crate::avatar::{Frame, PreparedPortrait, Renderer};
 use crate::model::pack::GeneratorSpec;
-use crate::session::animator::Animator;
 
 use super::crop::{CropBox, Paster, Pixels, face_input};
 use super::feature::{Feature, window_lookahead_samples};

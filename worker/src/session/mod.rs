@@ -3,11 +3,9 @@
 //!
 //! - [`ingest`]: a segment's bytes -> track-rate and 16 kHz audio.
 //! - [`playout`]: the queue of segments, one frame at a time; interruption.
-//! - [`animator`]: what a model pack renders.
 //! - [`rt_loop`]: the 25 FPS loop on its own thread.
 //! - [`stats`]: the loop's figures.
 
-pub mod animator;
 pub mod ingest;
 pub mod playout;
 pub mod rt_loop;
@@ -24,12 +22,12 @@ use lipcast_livekit::{
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
+use crate::animation::Animator;
 use crate::protocol::types::RPC_CLEAR_BUFFER;
 use crate::protocol::{
     AUDIO_TRACK_NAME, AvatarEvent, AvatarReceiver, PlaybackFinished, SpeechEvent, VIDEO_TRACK_NAME,
     notify,
 };
-use animator::Animator;
 use ingest::SegmentDecoder;
 use playout::PlayoutConfig;
 use rt_loop::{LoopInput, LoopOutput, LoopParts};

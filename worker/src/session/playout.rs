@@ -11,7 +11,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::animator::Animator;
+use crate::animation::Animator;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PlayoutConfig {

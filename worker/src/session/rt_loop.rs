@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, error::TryRecvError};
 use tokio_util::sync::CancellationToken;
 
-use super::animator::Animator;
 use super::playout::{Finished, Playout, PlayoutConfig, Started, Tick};
 use super::stats::StatsWindow;
+use crate::animation::Animator;
 use lipcast_livekit::{AudioTrack, VideoTrack};
 
 /// A stall this long restarts the schedule instead of bursting frames to catch up.
