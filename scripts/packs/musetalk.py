@@ -125,6 +125,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads for export and checks")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-fp16", action="store_true", help="write only the fp32 pack")
+    ap.add_argument("--save-layout", type=pathlib.Path,
+                    help="random weights: also write them in the authors' layout here (tests --weights)")
     args = ap.parse_args()
     if args.chunk_ms % 20 or args.context_ms % 20:
         ap.error("--chunk-ms and --context-ms must be whole numbers of 20 ms (whisper's 2 x 10 ms hop)")
@@ -132,6 +134,10 @@ def main():
     started = time.time()
 
     networks = nets.Networks.load(args.weights) if args.weights else nets.Networks.random(args.size, args.seed)
+    if args.save_layout:
+        if args.weights:
+            ap.error("--save-layout writes random weights; it takes no --weights")
+        networks.save_layout(args.save_layout)
     params = networks.params()
     print(f"networks: {networks.source}; parameters (PyTorch): "
           + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in params.items()))

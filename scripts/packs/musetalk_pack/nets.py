@@ -47,11 +47,24 @@ class Networks:
         }[size]
         unet = UNet2DConditionModel(**unet_cfg)
         vae = AutoencoderKL(**vae_cfg)
-        encoder = WhisperModel(WhisperConfig(**wh_cfg)).encoder
+        whisper = WhisperModel(WhisperConfig(**wh_cfg))
         # The extractor is built here from its defaults (whisper-tiny's: 80 mels, n_fft 400, hop 160, 30 s):
         # nothing is downloaded.
         fe = WhisperFeatureExtractor(feature_size=wh_cfg["num_mel_bins"])
-        return cls(unet, vae, encoder, fe, f"random weights, {size} size, seed {seed}")
+        nets = cls(unet, vae, whisper.encoder, fe, f"random weights, {size} size, seed {seed}")
+        nets.whisper, nets.unet_config = whisper, unet_cfg
+        return nets
+
+    def save_layout(self, folder):
+        """Writes random networks in the authors' layout (what `load` reads), to test the real-weights path."""
+        folder = pathlib.Path(folder)
+        (folder / "musetalkV15").mkdir(parents=True, exist_ok=True)
+        (folder / "musetalkV15" / "musetalk.json").write_text(json.dumps(
+            {"_class_name": "UNet2DConditionModel", **self.unet_config}, indent=1))
+        torch.save(self.unet.state_dict(), folder / "musetalkV15" / "unet.pth")
+        self.vae.save_pretrained(folder / "sd-vae")
+        self.whisper.save_pretrained(folder / "whisper")
+        self.fe.save_pretrained(folder / "whisper")
 
     @classmethod
     def load(cls, folder):
