@@ -84,7 +84,7 @@ WHISPER = {
 # feature extractor's padding); everything else is narrow.
 SMALL_UNET = dict(UNET, block_out_channels=[32, 64, 64, 64], layers_per_block=1, norm_num_groups=8,
                   cross_attention_dim=64)
-SMALL_VAE = dict(VAE, block_out_channels=[16, 32, 32, 32], layers_per_block=1, norm_num_groups=8)
+SMALL_VAE = dict(VAE, block_out_channels=[8, 16, 32, 32], layers_per_block=1, norm_num_groups=8)
 SMALL_WHISPER = dict(WHISPER, d_model=64, encoder_attention_heads=2, encoder_ffn_dim=128, decoder_layers=1,
                      decoder_attention_heads=2, decoder_ffn_dim=128)
 

@@ -56,14 +56,19 @@ class Networks:
         return nets
 
     def save_layout(self, folder):
-        """Writes random networks in the authors' layout (what `load` reads), to test the real-weights path."""
+        """Writes random networks in the authors' layout and file formats (what their download script fetches:
+        unet.pth, sd-vae's diffusion_pytorch_model.bin, whisper's pytorch_model.bin with the "model." prefix of
+        WhisperForConditionalGeneration's checkpoint), to test the real-weights path with `load`."""
         folder = pathlib.Path(folder)
         (folder / "musetalkV15").mkdir(parents=True, exist_ok=True)
         (folder / "musetalkV15" / "musetalk.json").write_text(json.dumps(
             {"_class_name": "UNet2DConditionModel", **self.unet_config}, indent=1))
         torch.save(self.unet.state_dict(), folder / "musetalkV15" / "unet.pth")
-        self.vae.save_pretrained(folder / "sd-vae")
-        self.whisper.save_pretrained(folder / "whisper")
+        self.vae.save_pretrained(folder / "sd-vae", safe_serialization=False)
+        (folder / "whisper").mkdir(exist_ok=True)
+        self.whisper.config.save_pretrained(folder / "whisper")
+        torch.save({"model." + k: v for k, v in self.whisper.state_dict().items()},
+                   folder / "whisper" / "pytorch_model.bin")
         self.fe.save_pretrained(folder / "whisper")
 
     @classmethod
@@ -74,11 +79,15 @@ class Networks:
         unet = UNet2DConditionModel(**{k: v for k, v in cfg.items() if not k.startswith("_")})
         state = torch.load(folder / "musetalkV15" / "unet.pth", map_location="cpu", weights_only=True)
         unet.load_state_dict(state, strict=True)
-        vae = AutoencoderKL.from_pretrained(folder / "sd-vae", local_files_only=True)
+        # from_pretrained fills weights missing from a file with random ones and only warns: refuse that.
+        vae, info = AutoencoderKL.from_pretrained(folder / "sd-vae", local_files_only=True, output_loading_info=True)
+        _no_missing("sd-vae", info)
         if abs(vae.config.scaling_factor - facts.VAE_SCALING) > 1e-9:
             raise ValueError(f"sd-vae scaling_factor {vae.config.scaling_factor}, MuseTalk uses {facts.VAE_SCALING}")
         whisper = folder / "whisper"
-        encoder = WhisperModel.from_pretrained(whisper, local_files_only=True).encoder
+        model, info = WhisperModel.from_pretrained(whisper, local_files_only=True, output_loading_info=True)
+        _no_missing("whisper", {"missing_keys": [k for k in info["missing_keys"] if k.startswith("encoder.")]})
+        encoder = model.encoder
         if (whisper / "preprocessor_config.json").exists():
             fe = WhisperFeatureExtractor.from_pretrained(whisper, local_files_only=True)
         else:
@@ -90,6 +99,12 @@ class Networks:
         return {"unet": count(self.unet), "vae_encoder": count(self.vae.encoder) + count(self.vae.quant_conv),
                 "vae_decoder": count(self.vae.decoder) + count(self.vae.post_quant_conv),
                 "whisper_encoder": count(self.encoder)}
+
+
+def _no_missing(what, info):
+    if info["missing_keys"]:
+        raise ValueError(f"{what}: the checkpoint lacks {len(info['missing_keys'])} weights of the model, e.g. "
+                         f"{info['missing_keys'][:3]}: not the published layout")
 
 
 class LogMel(torch.nn.Module):
