@@ -268,8 +268,9 @@ struct MuseTalkRun {
     renders_in_time: bool,
     /// Settings beyond the common ones.
     env: &'static [(&'static str, &'static str)],
-    /// How long the sentence may take to play out: a segment's first frame waits for the model, so a pack far
-    /// slower than real time starts speaking only after its first batch (~40 s for the full size here).
+    /// How long the sentence may take to play out, and the task to end: a segment's first frame waits for the
+    /// model, so a pack far slower than real time starts speaking only after its first batch (~50 s for the full
+    /// size here), and the worker ends after the model call in flight.
     finish_within: Duration,
 }
 
@@ -462,9 +463,12 @@ fn musetalk_session(env: &TestEnv, pack: &std::path::Path, run: &MuseTalkRun) {
 
     agent.send("leave");
     agent.expect("left", Duration::from_secs(10));
-    let task = sup.wait_task(&task_id, Duration::from_secs(15), |t| {
-        t["status"] == "completed"
-    });
+    // The worker ends once the model call in flight returns (one batch: ~40 s for the full size here).
+    let task = sup.wait_task(
+        &task_id,
+        run.finish_within.max(Duration::from_secs(15)),
+        |t| t["status"] == "completed",
+    );
     let stats = &task["stats"];
     println!("MEASURED task stats ({}) {stats}", run.label);
     assert!(
