@@ -6,6 +6,11 @@
 //!
 //! `byo_musetalk_shaped_session` does the same, shorter, with the MuseTalk-shaped replica (`--arch musetalk`:
 //! `audio.onnx` features, `prepare.onnx` latents of the portrait, a UNet + decoder at 256x256).
+//! `byo_musetalk_small_session` runs that session on a pack exported by `scripts/packs/musetalk.py --size small`
+//! from MuseTalk 1.5's own upstream classes (diffusers' UNet and VAE, transformers' Whisper encoder) at a reduced
+//! size; `byo_musetalk_full_session` (opt-in, ignored by default: minutes of export and ~10 GB) on the full-size
+//! MuseTalk 1.5 architecture, far too slow for 25 FPS on this CPU: the loop still publishes 25 FPS and counts
+//! the late frames.
 //!
 //! Random weights prove the plumbing and the speed of the architecture, never lip-sync quality: nothing here
 //! judges how the mouth looks, only that the generated crop is what the room sees while the agent speaks.
@@ -243,37 +248,175 @@ fn byo_musetalk_shaped_session() {
     in_namespace(
         "byo_musetalk_shaped_session",
         Duration::from_secs(240),
-        musetalk_session,
+        |env| {
+            let pack = env.out_dir.join("musetalk-replica");
+            build_arch(&pack, "musetalk");
+            // 10 feature frames from 2 i - 4, 100 ms chunks with 120 ms of context, batches of 4: 280 + 120 ms.
+            musetalk_session(env, &pack, &MUSETALK_SHAPED);
+        },
     );
 }
 
-fn musetalk_session(env: &TestEnv) {
-    let pack = env.out_dir.join("musetalk-replica");
-    build_arch(&pack, "musetalk");
+/// What differs between the MuseTalk sessions: the pack's look-ahead and how fast it is on this CPU.
+struct MuseTalkRun {
+    label: &'static str,
+    lookahead_ms: f64,
+    /// `/benchmark` iterations (rounded up to a batch by the worker).
+    bench_iterations: u32,
+    ready_within: Duration,
+    /// Fast enough here that the room sees generated faces during speech (false: nearly every frame is late).
+    renders_in_time: bool,
+    /// Settings beyond the common ones.
+    env: &'static [(&'static str, &'static str)],
+    /// How long the sentence may take to play out, and the task to end: a segment's first frame waits for the
+    /// model, so a pack far slower than real time starts speaking only after its first batch (~50 s for the full
+    /// size here), and the worker ends after the model call in flight.
+    finish_within: Duration,
+}
+
+const MUSETALK_SHAPED: MuseTalkRun = MuseTalkRun {
+    label: "musetalk-shaped random replica",
+    lookahead_ms: 400.0,
+    bench_iterations: 16,
+    ready_within: Duration::from_secs(120),
+    renders_in_time: true,
+    env: &[],
+    finish_within: Duration::from_secs(40),
+};
+
+/// Runs `scripts/packs/musetalk.py` (random weights, `size`, fp32 only) into `dir`; returns the fp32 pack.
+fn export_musetalk(
+    python: &std::path::Path,
+    dir: &std::path::Path,
+    size: &str,
+) -> std::path::PathBuf {
+    let start = std::time::Instant::now();
+    let out = Command::new(python)
+        .arg(paths::workspace().join("scripts/packs/musetalk.py"))
+        .arg(dir)
+        .args([
+            "--size",
+            size,
+            "--batch",
+            &BATCH.to_string(),
+            "--no-fp16",
+            "--threads",
+            "2",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("running musetalk.py: {e}"));
+    assert!(
+        out.status.success(),
+        "musetalk.py failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    println!(
+        "MEASURED musetalk.py --size {size} --no-fp16: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    dir.join("fp32")
+}
+
+#[test]
+fn byo_musetalk_small_session() {
+    if paths::musetalk_python().is_none() {
+        return;
+    }
+    in_namespace(
+        "byo_musetalk_small_session",
+        Duration::from_secs(300),
+        |env| {
+            let python = paths::musetalk_python().expect("checked before the namespace");
+            let pack = export_musetalk(&python, &env.out_dir.join("musetalk-small"), "small");
+            musetalk_session(
+                env,
+                &pack,
+                &MuseTalkRun {
+                    label: "musetalk 1.5 small, random weights",
+                    // 10 feature frames from 2 i - 4, 200 ms chunks with 200 ms of context: 440 ms, + 3 frames.
+                    lookahead_ms: 560.0,
+                    bench_iterations: 16,
+                    ready_within: Duration::from_secs(120),
+                    renders_in_time: true,
+                    env: &[],
+                    finish_within: Duration::from_secs(40),
+                },
+            );
+        },
+    );
+}
+
+/// The full-size MuseTalk 1.5 architecture (random weights, ~0.9 G parameters, ~0.8 TFLOP per frame): opt-in.
+/// `LIPCAST_MUSETALK_PACK=<fp32 pack>` uses an exported pack instead of exporting one (~10 min here).
+#[test]
+#[ignore = "opt-in (minutes, ~10 GB of memory and disk): cargo nextest run --release -p lipcast-e2e --run-ignored only -E 'test(byo_musetalk_full_session)'"]
+fn byo_musetalk_full_session() {
+    let given = || std::env::var_os("LIPCAST_MUSETALK_PACK").map(std::path::PathBuf::from);
+    if given().is_none() && paths::musetalk_python().is_none() {
+        return;
+    }
+    in_namespace(
+        "byo_musetalk_full_session",
+        Duration::from_secs(1800),
+        |env| {
+            let given = std::env::var_os("LIPCAST_MUSETALK_PACK").map(std::path::PathBuf::from);
+            let pack = given.unwrap_or_else(|| {
+                let python = paths::musetalk_python().expect("checked before the namespace");
+                export_musetalk(&python, &env.out_dir.join("musetalk-full"), "full")
+            });
+            musetalk_session(
+                env,
+                &pack,
+                &MuseTalkRun {
+                    label: "musetalk 1.5 full size, random weights",
+                    lookahead_ms: 560.0,
+                    bench_iterations: 4,
+                    ready_within: Duration::from_secs(900),
+                    renders_in_time: false,
+                    // The CPU default of 4096 MiB of address space cannot hold 3.6 GB of weights (measured
+                    // peak RSS of one worker: 6.6 GB).
+                    env: &[("WORKER_MEMORY_LIMIT_MB", "16384")],
+                    finish_within: Duration::from_secs(300),
+                },
+            );
+        },
+    );
+}
+
+fn musetalk_session(env: &TestEnv, pack: &std::path::Path, run: &MuseTalkRun) {
     let room = RoomProcess::start(env, 7880);
     let pack_s = pack.display().to_string();
-    let sup = Supervisor::start(
-        &env.out_dir,
-        &[
-            ("MODEL_PACK", pack_s.as_str()),
-            ("WORKER_THREADS", "2"),
-            ("DEVICE", "cpu"),
-            ("AUTO_PREWARM", "true"),
-            ("WARM_WORKERS", "1"),
-        ],
+    let mut settings = vec![
+        ("MODEL_PACK", pack_s.as_str()),
+        ("WORKER_THREADS", "2"),
+        ("DEVICE", "cpu"),
+        ("AUTO_PREWARM", "true"),
+        ("WARM_WORKERS", "1"),
+    ];
+    settings.extend_from_slice(run.env);
+    let sup = Supervisor::start(&env.out_dir, &settings);
+    let start = std::time::Instant::now();
+    sup.wait_ready(run.ready_within);
+    sup.wait_warm(1, run.ready_within);
+    println!(
+        "MEASURED ready and warm ({}) after {:.1} s",
+        run.label,
+        start.elapsed().as_secs_f64()
     );
-    sup.wait_ready(Duration::from_secs(120));
-    sup.wait_warm(1, Duration::from_secs(120));
-    let (status, bench) = sup.post("/benchmark?iterations=16");
-    println!("MEASURED /benchmark (musetalk-shaped random replica, 2 threads) {bench}");
+    let (status, bench) = sup.post_within(
+        &format!("/benchmark?iterations={}", run.bench_iterations),
+        run.ready_within,
+    );
+    println!("MEASURED /benchmark ({}, 2 threads) {bench}", run.label);
     assert_eq!(status, 200, "{bench}");
     assert_eq!(bench["frames_per_generate"], json!(BATCH), "{bench}");
     let stage = |name: &str| bench["stages_ms"][name].as_f64();
     assert!(stage("generate").is_some_and(|g| g > 0.0), "{bench}");
     assert!(stage("features").is_some_and(|g| g > 0.0), "{bench}");
-    // 10 feature frames from 2 i - 4, 100 ms chunks with 120 ms of context, batches of 4: 280 + 120 ms.
     assert!(
-        stage("lookahead").is_some_and(|l| (l - 400.0).abs() < 0.1),
+        stage("lookahead").is_some_and(|l| (l - run.lookahead_ms).abs() < 0.1),
         "{bench}"
     );
 
@@ -306,7 +449,7 @@ fn musetalk_session(env: &TestEnv) {
     );
     agent.send(&format!("send_wav {}", wav.display()));
     agent.expect("wav_sent", Duration::from_secs(20));
-    let fin = agent.expect_where("rpc", Duration::from_secs(40), |v| {
+    let fin = agent.expect_where("rpc", run.finish_within, |v| {
         v["method"] == "lk.playback_finished"
     });
     let p: Value =
@@ -320,11 +463,14 @@ fn musetalk_session(env: &TestEnv) {
 
     agent.send("leave");
     agent.expect("left", Duration::from_secs(10));
-    let task = sup.wait_task(&task_id, Duration::from_secs(15), |t| {
-        t["status"] == "completed"
-    });
+    // The worker ends once the model call in flight returns (one batch: ~40 s for the full size here).
+    let task = sup.wait_task(
+        &task_id,
+        run.finish_within.max(Duration::from_secs(15)),
+        |t| t["status"] == "completed",
+    );
     let stats = &task["stats"];
-    println!("MEASURED task stats (musetalk-shaped random replica) {stats}");
+    println!("MEASURED task stats ({}) {stats}", run.label);
     assert!(
         stats["fps"]
             .as_f64()
@@ -337,6 +483,10 @@ fn musetalk_session(env: &TestEnv) {
         .unwrap_or_else(|| panic!("no late_frames in {stats}"));
     println!("MEASURED late_frames={late} of {speech_frames} speech frames");
     assert!(late <= speech_frames, "{late} late of {speech_frames}");
+    if !run.renders_in_time {
+        // Far slower than 25 FPS: most speech frames are late, and counted.
+        assert!(late * 2 > speech_frames, "{late} late of {speech_frames}");
+    }
 
     let report = room.stop_and_report();
     let rx = analysis::received(&report, AVATAR, mouth_center());
@@ -371,8 +521,10 @@ fn musetalk_session(env: &TestEnv) {
         speech.len(),
         silence.len()
     );
-    assert!(
-        mean(&speech) > 3.0 * mean(&silence).max(0.5),
-        "the generated faces are not what the room sees during speech"
-    );
+    if run.renders_in_time {
+        assert!(
+            mean(&speech) > 3.0 * mean(&silence).max(0.5),
+            "the generated faces are not what the room sees during speech"
+        );
+    }
 }

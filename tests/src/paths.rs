@@ -45,6 +45,20 @@ pub fn python() -> PathBuf {
     )
 }
 
+/// The MuseTalk exporter's venv python (`LIPCAST_MUSETALK_PYTHON` overrides), or None when its tests are
+/// explicitly opted out with `LIPCAST_SKIP_MUSETALK=1` (said on stdout). Missing otherwise, the test fails.
+pub fn musetalk_python() -> Option<PathBuf> {
+    if std::env::var_os("LIPCAST_SKIP_MUSETALK").is_some_and(|v| v == "1") {
+        println!("SKIPPED: LIPCAST_SKIP_MUSETALK=1 (the MuseTalk exporter's venv is not used)");
+        return None;
+    }
+    Some(venv_program(
+        "LIPCAST_MUSETALK_PYTHON",
+        ".venv-musetalk/bin/python",
+        "scripts/packs/requirements-musetalk.txt; LIPCAST_SKIP_MUSETALK=1 skips this test",
+    ))
+}
+
 /// The venv with livekit-agents (`LIPCAST_AGENTS_PYTHON` overrides): the agent side as voice agents run it.
 pub fn agents_python() -> PathBuf {
     venv_program(

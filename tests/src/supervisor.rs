@@ -203,8 +203,14 @@ impl Supervisor {
     }
 
     pub fn post(&self, path: &str) -> (u16, Value) {
+        self.post_within(path, Duration::from_secs(60))
+    }
+
+    /// `post` with its own timeout (a benchmark of a pack far slower than real time takes minutes).
+    pub fn post_within(&self, path: &str, timeout: Duration) -> (u16, Value) {
         let r = self
             .with_auth(self.http.post(self.url(path)))
+            .timeout(timeout)
             .send()
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));
         let status = r.status().as_u16();
