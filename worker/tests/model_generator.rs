@@ -16,7 +16,7 @@ use lipcast_worker::audio::mel80::Mel80;
 use lipcast_worker::control::prepared::Prepared;
 use std::sync::{Arc, Mutex};
 
-use lipcast_worker::animation::{Animator, Generator};
+use lipcast_worker::animation::Animator;
 use lipcast_worker::generator::AudioModel;
 use lipcast_worker::generator::animator::lookahead_ms;
 use lipcast_worker::generator::feature::{Feature, OnnxFeature};
@@ -278,25 +278,6 @@ fn mel80_matches_the_reference_computation() {
     assert!(max > 0.0);
 }
 
-/// The generator a generator pack's `Prepare` loaded (a panic for any other pack).
-fn generator_of(prepared: &Prepared) -> &Generator {
-    prepared
-        .animation()
-        .as_generator()
-        .expect("a generator pack animates with its generator")
-}
-
-/// A generator animator of `portrait`, as a session gets one (the pack's renderer, seeded with `seed`).
-fn animator_of(
-    prepared: &Prepared,
-    portrait: &lipcast_worker::avatar::PreparedPortrait,
-    seed: u64,
-) -> lipcast_worker::generator::GeneratorAnimator {
-    generator_of(prepared)
-        .generator_animator(portrait, prepared.renderer(portrait, seed), prepared.fps())
-        .expect("a generator animator")
-}
-
 #[test]
 fn replica_pack_renders_batches_ahead_and_counts_late_frames() {
     let dir = small_replica("anim", 4);
@@ -304,7 +285,7 @@ fn replica_pack_renders_batches_ahead_and_counts_late_frames() {
     assert!(prepared.animation().as_generator().is_some());
     assert_eq!(prepared.reply.audio_frontend, "mel80_wav2lip");
     let portrait = prepared.default_portrait().clone();
-    let mut a = animator_of(&prepared, &portrait, 5);
+    let mut a = model_support::animator_of(&prepared, &portrait, 5);
     assert_eq!(a.frames_per_generate(), 4);
     assert!((a.lookahead_ms() - 292.5).abs() < 0.01);
 
@@ -497,14 +478,14 @@ fn audio_onnx_features_are_chunked_exactly() {
 fn musetalk_shaped_pack_prepares_once_and_audio_reaches_the_output() {
     let dir = replica("mt-anim", "musetalk", 4);
     let prepared = prepare(&dir).expect("the MuseTalk-shaped pack loads through Prepare");
-    let generator = generator_of(&prepared);
+    let generator = model_support::generator_of(&prepared);
     assert_eq!(prepared.reply.audio_frontend, "audio_onnx");
     let prep = generator.prepare_model().expect("a prepare.onnx");
     // The warm-up rendered the default portrait: prepared once, and cached for every later animator.
     assert_eq!(prep.lock().unwrap().calls, 1);
     let portrait = prepared.default_portrait().clone();
-    let mut a = animator_of(&prepared, &portrait, 5);
-    let _b = animator_of(&prepared, &portrait, 6);
+    let mut a = model_support::animator_of(&prepared, &portrait, 5);
+    let _b = model_support::animator_of(&prepared, &portrait, 6);
     assert_eq!(
         prep.lock().unwrap().calls,
         1,

@@ -13,10 +13,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lipcast_proto::PrepareRequest;
+use lipcast_worker::animation::Animator;
 use lipcast_worker::control::prepared::Prepared;
 use lipcast_worker::generator::GeneratorAnimator;
 use lipcast_worker::model::ModelPack;
-use lipcast_worker::session::animator::Animator;
 
 /// The exporter's python, or None when the tests are explicitly opted out.
 fn exporter_python() -> Option<PathBuf> {
@@ -136,12 +136,13 @@ fn musetalk_small_pack_exports_checks_and_renders_in_the_worker() {
     }
 
     let prepared = prepare(&dir.join("fp32"));
-    assert!(prepared.is_generator());
     assert_eq!(prepared.reply.audio_frontend, "audio_onnx");
-    let prep = prepared.prepare_model().expect("a prepare.onnx");
+    let prep = model_support::generator_of(&prepared)
+        .prepare_model()
+        .expect("a prepare.onnx");
     assert_eq!(prep.lock().unwrap().calls, 1, "the warm-up prepared once");
     let portrait = prepared.default_portrait().clone();
-    let mut a = prepared.generator_animator(&portrait, 5).unwrap();
+    let mut a = model_support::animator_of(&prepared, &portrait, 5);
     assert_eq!(prep.lock().unwrap().calls, 1, "cached per portrait");
     assert_eq!(a.frames_per_generate(), 4);
     // Window end 2 i + 6 feature frames, rounded up to a 200 ms chunk, plus 200 ms of context: worst 440 ms
@@ -202,7 +203,7 @@ fn musetalk_small_pack_exports_checks_and_renders_in_the_worker() {
 
     // The fp16 pack loads in the worker too and renders (on this CPU ONNX Runtime runs its float16 graph).
     let fp16 = prepare(&dir.join("fp16"));
-    let mut b = fp16.generator_animator(&portrait, 5).unwrap();
+    let mut b = model_support::animator_of(&fp16, &portrait, 5);
     let spoken16 = render(&mut b, &speech, 3);
     assert_eq!(
         (spoken16.width, spoken16.height),

@@ -1,5 +1,7 @@
 //! lipcast's benchmarks, end to end, with real processes in a network namespace of their own: the supervisor,
-//! its workers, the LiveKit test room and LiveKit's Python SDK as the agent. Prints a table: each figure the
+//! its workers, LiveKit's Python SDK as the agent and the viewer, and the real `livekit-server` (first frame)
+//! or the LiveKit test room (the other sections: it reports every frame's arrival and content for the
+//! pacing, capacity and audio-to-mouth figures without a decoding viewer per session on the same 2 cores). Prints a table: each figure the
 //! median of several runs, with min and max. Run it with `scripts/bench.sh` (root: namespaces).
 //!
 //!   lipcast-bench [--runs N] [--quick] [--only SECTION,...] [--drift-minutes M]
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lipcast_e2e::analysis::{self, GRID};
 use lipcast_e2e::netns::enter_namespace;
-use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, launch, paths};
+use lipcast_e2e::{Agent, LiveKitServer, RoomProcess, Supervisor, TestEnv, Viewer, launch, paths};
 use serde_json::{Value, json};
 
 #[derive(Debug, clap::Parser)]
@@ -146,21 +148,6 @@ fn launch(
     ))
 }
 
-/// When the room decoded the first frame from `identity` (unix seconds).
-fn first_frame_unix(room: &RoomProcess, identity: &str, within: Duration) -> f64 {
-    let r = room.wait_for(within, "the avatar's first frame", |r| {
-        r["participants"].as_array().is_some_and(|ps| {
-            ps.iter()
-                .any(|p| p["identity"] == identity && p["video"][0]["first_at_unix"].is_number())
-        })
-    });
-    r["participants"]
-        .as_array()
-        .and_then(|ps| ps.iter().rev().find(|p| p["identity"] == identity))
-        .and_then(|p| p["video"][0]["first_at_unix"].as_f64())
-        .unwrap_or(f64::NAN)
-}
-
 fn cold_start(env: &TestEnv, o: &Opts) -> Vec<Row> {
     let mut v = Vec::new();
     for _ in 0..o.runs {
@@ -173,8 +160,10 @@ fn cold_start(env: &TestEnv, o: &Opts) -> Vec<Row> {
     vec![Row::new("cold start: process start -> /ready 200", v, "ms").target("<", 3000.0)]
 }
 
+/// `POST /launch` to the first frame a viewer decodes through the real `livekit-server` (the pinned one the
+/// tests run), with the warm pool and without it. The viewer is in the room before the launch, as a user is.
 fn first_frame(env: &TestEnv, o: &Opts) -> Vec<Row> {
-    let room = RoomProcess::start(env, 7880);
+    let lk = LiveKitServer::start(env);
     let mut rows = Vec::new();
     for (label, prewarm) in [
         ("warm pool", "true"),
@@ -190,22 +179,27 @@ fn first_frame(env: &TestEnv, o: &Opts) -> Vec<Row> {
             if prewarm == "true" {
                 sup.wait_warm(1, Duration::from_secs(60));
             }
-            let avatar = format!("ff-{prewarm}-{i}");
+            let (room, avatar) = (format!("ff{prewarm}{i}"), format!("ff-{prewarm}-{i}"));
+            let mut viewer = Viewer::start(env, &lk.url(), &room, &format!("viewer-{prewarm}-{i}"));
             let t0 = unix_now();
-            let task = launch(
-                env,
-                &sup,
+            let task = sup.launch(&launch::body(
+                &lk.url(),
+                lipcast_e2e::LK_SECRET,
                 &room,
-                &format!("ff{prewarm}{i}"),
                 &avatar,
                 "nobody",
-            );
-            let first = first_frame_unix(&room, &avatar, Duration::from_secs(20));
-            v.push((first - t0) * 1e3);
+            ));
+            let first = viewer
+                .events
+                .expect_where("first_frame", Duration::from_secs(30), |f| {
+                    f["identity"] == avatar.as_str()
+                });
+            v.push((first["unix"].as_f64().unwrap_or(f64::NAN) - t0) * 1e3);
             sup.post(&format!("/tasks/{task}/stop"));
+            drop(viewer.stop_and_report());
         }
         let row = Row::new(
-            format!("first frame: POST /launch -> decoded in the room, {label}"),
+            format!("first frame: POST /launch -> decoded by a viewer via livekit-server, {label}"),
             v,
             "ms",
         );

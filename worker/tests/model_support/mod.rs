@@ -93,3 +93,24 @@ pub fn parse_wav(b: &[u8]) -> (u32, u32, Vec<i16>) {
     }
     panic!("WAV without data chunk");
 }
+
+/// The generator a generator pack's `Prepare` loaded (a panic for any other pack).
+pub fn generator_of(
+    prepared: &lipcast_worker::control::prepared::Prepared,
+) -> &lipcast_worker::animation::Generator {
+    prepared
+        .animation()
+        .as_generator()
+        .expect("a generator pack animates with its generator")
+}
+
+/// A generator animator of `portrait`, as a session gets one (the pack's renderer, seeded with `seed`).
+pub fn animator_of(
+    prepared: &lipcast_worker::control::prepared::Prepared,
+    portrait: &lipcast_worker::avatar::PreparedPortrait,
+    seed: u64,
+) -> lipcast_worker::generator::GeneratorAnimator {
+    generator_of(prepared)
+        .generator_animator(portrait, prepared.renderer(portrait, seed), prepared.fps())
+        .expect("a generator animator")
+}
