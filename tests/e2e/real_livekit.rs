@@ -261,8 +261,8 @@ fn check_viewed(room: &str, report: &Value, wav: &str, mouth_at: (f64, f64)) {
     // there. The median window must reach the old 0.8 (a median, not every window: a window at a word's onset,
     // where the buffer's correction happens, may be lower on its 25 points), and so must all speech windows
     // pooled, each at its shift. The whole still has to be there in order and at length: 0.5 at the one
-    // alignment (other speech scores ~0), and the received speech spans the sent one's length within SPAN_TOLERANCE_S
-    // (measured +80..+140 ms: Opus and the viewer's playout smear the edges).
+    // alignment (other speech scores ~0), and the received speech spans the sent one's length within
+    // SPAN_TOLERANCE_S (measured +80..+140 ms: Opus and the viewer's playout smear the edges).
     let (rate, _, sent) = analysis::read_wav(wav);
     let sent_env = analysis::envelope(&sent, (rate / 50) as usize);
     let received_env = analysis::envelope(&rx.audio.samples, (rx.audio.rate / 50) as usize);
