@@ -527,25 +527,12 @@ fn musetalk_shaped_pack_prepares_once_and_audio_reaches_the_output() {
     let spoken = frame3(&mut a, &speech);
     let quiet = frame3(&mut a, &silence);
     assert_eq!(a.late_frames(), 0, "frames waited for");
-    let crop = a.crop();
-    let (w, h) = (spoken.width as i32, spoken.height as i32);
-    let (mut changed, mut differs) = (0u64, 0u64);
-    for y in 0..h {
-        for x in 0..w {
-            let i = ((y * w + x) * 4) as usize;
-            let in_box = x >= crop.x0
-                && x < crop.x0 + crop.side as i32
-                && y >= crop.y0
-                && y < crop.y0 + crop.side as i32;
-            if !in_box {
-                assert_eq!(spoken.rgba[i..i + 4], idle.rgba[i..i + 4], "({x},{y})");
-                continue;
-            }
-            changed += u64::from(spoken.rgba[i..i + 3] != idle.rgba[i..i + 3]);
-            differs += u64::from(spoken.rgba[i..i + 3] != quiet.rgba[i..i + 3]);
-        }
-    }
-    let area = u64::from(crop.side * crop.side);
+    let model_support::BoxDiff {
+        changed,
+        differs,
+        area,
+        ..
+    } = model_support::box_diff(&spoken, &idle, &quiet, a.crop());
     println!(
         "musetalk-shaped: {changed} of {area} box pixels generated, {differs} differ speech vs silence"
     );

@@ -166,30 +166,13 @@ fn musetalk_small_pack_exports_checks_and_renders_in_the_worker() {
         "MEASURED small pack in the worker (2 threads): {per_frame:.0} ms per frame end to end, \
          generate.onnx {calls} calls {ms:.1} ms mean"
     );
-    let crop = a.crop();
-    let (w, h) = (spoken.width as i32, spoken.height as i32);
-    let (mut changed, mut differs, mut upper_changed) = (0u64, 0u64, 0u64);
-    for y in 0..h {
-        for x in 0..w {
-            let i = ((y * w + x) * 4) as usize;
-            let in_box = x >= crop.x0
-                && x < crop.x0 + crop.side as i32
-                && y >= crop.y0
-                && y < crop.y0 + crop.side as i32;
-            if !in_box {
-                assert_eq!(spoken.rgba[i..i + 4], idle.rgba[i..i + 4], "({x},{y})");
-                continue;
-            }
-            let c = u64::from(spoken.rgba[i..i + 3] != idle.rgba[i..i + 3]);
-            changed += c;
-            // region = "lower_half": the box's upper half stays the portrait's.
-            if y < crop.y0 + crop.side as i32 / 2 {
-                upper_changed += c;
-            }
-            differs += u64::from(spoken.rgba[i..i + 3] != quiet.rgba[i..i + 3]);
-        }
-    }
-    let area = u64::from(crop.side * crop.side);
+    // region = "lower_half": the box's upper half stays the portrait's.
+    let model_support::BoxDiff {
+        changed,
+        upper_changed,
+        differs,
+        area,
+    } = model_support::box_diff(&spoken, &idle, &quiet, a.crop());
     println!(
         "musetalk small: {changed} of {area} box pixels generated ({upper_changed} in the upper half), \
          {differs} differ speech vs silence"

@@ -114,3 +114,46 @@ pub fn animator_of(
         .generator_animator(portrait, prepared.renderer(portrait, seed), prepared.fps())
         .expect("a generator animator")
 }
+
+/// Pixels of a speech frame inside a generator's crop box: changed against the idle frame (`changed`; in the
+/// box's upper half: `upper_changed`) and different from the silent frame (`differs`), out of `area`. Asserts
+/// that every pixel outside the box is the idle frame's: the paste touches nothing else.
+pub struct BoxDiff {
+    pub changed: u64,
+    pub upper_changed: u64,
+    pub differs: u64,
+    pub area: u64,
+}
+
+pub fn box_diff(
+    spoken: &lipcast_worker::avatar::Frame,
+    idle: &lipcast_worker::avatar::Frame,
+    quiet: &lipcast_worker::avatar::Frame,
+    crop: lipcast_worker::generator::crop::CropBox,
+) -> BoxDiff {
+    let (w, h) = (spoken.width as i32, spoken.height as i32);
+    let side = crop.side as i32;
+    let mut d = BoxDiff {
+        changed: 0,
+        upper_changed: 0,
+        differs: 0,
+        area: u64::from(crop.side * crop.side),
+    };
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let in_box = x >= crop.x0 && x < crop.x0 + side && y >= crop.y0 && y < crop.y0 + side;
+            if !in_box {
+                assert_eq!(spoken.rgba[i..i + 4], idle.rgba[i..i + 4], "({x},{y})");
+                continue;
+            }
+            let c = u64::from(spoken.rgba[i..i + 3] != idle.rgba[i..i + 3]);
+            d.changed += c;
+            if y < crop.y0 + side / 2 {
+                d.upper_changed += c;
+            }
+            d.differs += u64::from(spoken.rgba[i..i + 3] != quiet.rgba[i..i + 3]);
+        }
+    }
+    d
+}
