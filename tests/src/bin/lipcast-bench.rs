@@ -733,8 +733,6 @@ fn side_by_side(env: &TestEnv, o: &Opts) -> Vec<Row> {
     ]
 }
 
-/// A long session of alternating speech and silence: the A/V offset on the sender's clock, measured in 20 s
-/// windows at the start, every 10 minutes and at the end, must not drift.
 /// Windows below this mouth/envelope correlation are left out of the drift figures.
 const MIN_DRIFT_CORRELATION: f64 = 0.4;
 /// Length of a drift recording window.
@@ -742,6 +740,8 @@ const DRIFT_WINDOW: Duration = Duration::from_secs(20);
 /// The last window ends this long before the run does.
 const DRIFT_TAIL: Duration = Duration::from_secs(5);
 
+/// A long session of alternating speech and silence: the A/V offset on the sender's clock, measured in 20 s
+/// windows at the start, every 10 minutes and at the end, must not drift.
 fn drift(env: &TestEnv, o: &Opts) -> Vec<Row> {
     let total = Duration::from_secs(o.drift_minutes * 60);
     // The room ends itself after --duration seconds (600 by default): give it the whole run and a margin.

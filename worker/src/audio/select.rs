@@ -1,5 +1,5 @@
-//! Choosing the audio front end: `AUDIO_FRONTEND=network|dsp`, else the pack's `frontend`, else
-//! [`FrontendKind::default`].
+//! Choosing the audio front end: `AUDIO_FRONTEND=network|dsp`, else the pack's `frontend` (`dsp` for a warp
+//! pack that names none: [`crate::model::pack::Manifest::frontend`]). The built-in pack names `network`.
 
 use std::{fmt, str::FromStr};
 
@@ -7,11 +7,10 @@ use super::{DspFrontend, MouthFrontend, NetworkFrontend, network::NetworkError};
 use crate::model::{ModelPack, Runtime};
 
 /// Which front end turns audio into mouth parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrontendKind {
-    /// The trained network (`mouth` file of the pack). The default: it beats the DSP baseline on the held-out
-    /// voice (see `models/builtin/MOUTH_MODEL_CARD.md` and `lipcast-eval` in `lipcast-tools`).
-    #[default]
+    /// The trained network (`mouth` file of the pack). The built-in pack's choice: it beats the DSP baseline on
+    /// the held-out voice (see `models/builtin/MOUTH_MODEL_CARD.md` and `lipcast-eval` in `lipcast-tools`).
     Network,
     /// The DSP baseline (`audio::dsp`): no model file needed.
     Dsp,
@@ -48,15 +47,11 @@ impl fmt::Display for FrontendKind {
 
 impl FrontendKind {
     /// The front end to use: `setting` (the value of `AUDIO_FRONTEND`, if set and not empty) wins; otherwise the
-    /// pack's `frontend` (validated when the pack loaded); otherwise the default.
+    /// pack's `frontend` (validated when the pack loaded).
     pub fn resolve(setting: Option<&str>, pack: &ModelPack) -> Result<Self, FrontendError> {
         match setting.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => s.parse(),
-            None => pack
-                .manifest
-                .frontend()
-                .parse()
-                .or_else(|_| Ok(Self::default())),
+            None => pack.manifest.frontend().parse(),
         }
     }
 }
