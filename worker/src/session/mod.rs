@@ -351,7 +351,6 @@ async fn publish_and_run(
         agent_present: false,
         reconnecting_since: None,
         requested_at: spec.requested_at,
-        served_agent: None,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -363,7 +362,7 @@ async fn publish_and_run(
                 None => break SessionOutcome::failed(EndReason::Disconnected, "the LiveKit engine closed the room"),
             },
             out = out_rx.recv() => match out {
-                Some(out) => if let Some(end) = state.loop_output(out) { break end },
+                Some(out) => if let Some(end) = state.loop_output(out, receiver.served_agent()) { break end },
                 None => break SessionOutcome::failed(EndReason::Error, "the real-time loop stopped"),
             },
             _ = tick.tick() => if let Some(end) = state.check_deadlines(receiver.served_agent()) { break end },
@@ -383,7 +382,7 @@ async fn publish_and_run(
     }
     // Forward the loop's last figures and finished segments.
     while let Ok(out) = out_rx.try_recv() {
-        let _ = state.loop_output(out);
+        let _ = state.loop_output(out, receiver.served_agent());
     }
     drop(state);
     // Let queued playback_finished calls go out before leaving.
@@ -441,8 +440,6 @@ struct SessionState {
     agent_present: bool,
     reconnecting_since: Option<Instant>,
     requested_at: Instant,
-    /// The agent the avatar serves, once it joined (the receiver's choice).
-    served_agent: Option<String>,
 }
 
 impl SessionState {
@@ -451,7 +448,6 @@ impl SessionState {
     }
 
     fn agent_joined(&mut self, identity: String) {
-        self.served_agent = Some(identity.clone());
         if !self.agent_present {
             self.agent_present = true;
             tracing::info!(agent = %identity, "the served agent is in the room");
@@ -553,7 +549,8 @@ impl SessionState {
         }
     }
 
-    fn loop_output(&mut self, out: LoopOutput) -> Option<SessionOutcome> {
+    /// What the loop reports; `served` is the agent the receiver serves (the playback RPCs go to it).
+    fn loop_output(&mut self, out: LoopOutput, served: Option<&str>) -> Option<SessionOutcome> {
         match out {
             LoopOutput::FirstFrame { at } => {
                 let since = at.saturating_duration_since(self.requested_at);
@@ -569,7 +566,8 @@ impl SessionState {
                     sample_rate: s.sample_rate,
                     channels: s.channels,
                 });
-                if let Some(agent) = self.served_agent.clone() {
+                if let Some(agent) = served {
+                    let agent = agent.to_owned();
                     let _ = self.rpc.send(RpcCall::Started { agent });
                 }
             }
@@ -587,7 +585,8 @@ impl SessionState {
                     position_s: f.position_s,
                     interrupted: f.interrupted,
                 });
-                if let Some(agent) = self.served_agent.clone() {
+                if let Some(agent) = served {
+                    let agent = agent.to_owned();
                     let event = PlaybackFinished::new(f.position_s, f.interrupted);
                     let _ = self.rpc.send(RpcCall::Finished { agent, event });
                 }
