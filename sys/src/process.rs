@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// A descriptor that becomes readable when process `pid` exits (`pidfd_open`, Linux 5.3).
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     let pid =
         libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.

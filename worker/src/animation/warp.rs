@@ -30,8 +30,8 @@ impl Warp {
         Ok(Self { frontend })
     }
 
-    /// The built-in animator itself (benchmarks and tools time its stages apart).
-    pub fn warp_animator(
+    /// The animator itself: the benchmark and the test frame below take its stages apart.
+    fn warp_animator(
         &self,
         cx: &PackContext<'_>,
         renderer: Renderer,
@@ -152,28 +152,16 @@ fn stage(name: &str, avg_ms: f64) -> StageTime {
 pub struct WarpAnimator {
     frontend: Box<dyn MouthFrontend>,
     renderer: Renderer,
-    /// The parameters of the last speech frame (for `/test-frame` and diagnostics).
-    last: MouthParams,
 }
 
 impl WarpAnimator {
     pub fn new(frontend: Box<dyn MouthFrontend>, renderer: Renderer) -> Self {
-        Self {
-            frontend,
-            renderer,
-            last: MouthParams::REST,
-        }
-    }
-
-    /// Mouth parameters of the last speech frame.
-    pub fn last_params(&self) -> MouthParams {
-        self.last
+        Self { frontend, renderer }
     }
 
     /// Pops the next frame's parameters without rendering (benchmarks time the stages apart).
     pub fn next_params(&mut self) -> MouthParams {
-        self.last = self.frontend.pop().unwrap_or(MouthParams::REST);
-        self.last
+        self.frontend.pop().unwrap_or(MouthParams::REST)
     }
 
     /// Renders `params` at frame `index`.
