@@ -10,7 +10,7 @@ pub use generated::*;
 
 /// Bumped on any incompatible change to `worker.proto`. Carried by every `Health` call and reply; a
 /// supervisor and a worker of different versions refuse each other.
-pub const CONTRACT_VERSION: u32 = 2;
+pub const CONTRACT_VERSION: u32 = 3;
 
 /// gRPC metadata key of a StartSession or CheckPortrait refusal that is the caller's fault (`no_face`,
 /// `invalid_image`, `unusable_portrait`).

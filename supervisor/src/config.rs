@@ -131,6 +131,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub model_pack_stall_seconds: u64,
 
+    /// Serve a model pack that renders fewer frames per second on this device than its sessions play (measured
+    /// by the first worker at start-up), with late frames. Off: such a pack is refused and `/ready` says why.
+    #[arg(long, env = "ALLOW_SLOW_PACK", default_value_t = false, action = ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub allow_slow_pack: bool,
+
     /// Audio front end of the built-in pack: network (the trained audio-to-mouth model, default) or dsp.
     #[arg(long, env = "AUDIO_FRONTEND")]
     pub audio_frontend: Option<String>,

@@ -101,6 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             0
         },
         max_sessions: config.max_sessions,
+        allow_slow_pack: config.allow_slow_pack,
     };
     let pool = match pack_source {
         None => Pool::start(pool_config, store.clone(), metrics.clone()),

@@ -65,20 +65,27 @@ fn byo_wav2lip_replica_session() {
 fn replica_session(env: &TestEnv) {
     let pack = env.out_dir.join("wav2lip-replica");
     build_replica(&pack);
-    let room = RoomProcess::start(env, 7880);
     let pack_s = pack.display().to_string();
-    let sup = Supervisor::start(
-        &env.out_dir,
-        &[
-            ("MODEL_PACK", pack_s.as_str()),
-            ("WORKER_THREADS", "2"),
-            ("DEVICE", "cpu"),
-            ("AUTO_PREWARM", "true"),
-            ("WARM_WORKERS", "1"),
-        ],
-    );
+    let settings = [
+        ("MODEL_PACK", pack_s.as_str()),
+        ("WORKER_THREADS", "2"),
+        ("DEVICE", "cpu"),
+        ("AUTO_PREWARM", "true"),
+        ("WARM_WORKERS", "1"),
+    ];
+    refused_as_too_slow(env, &settings);
+
+    let room = RoomProcess::start(env, 7880);
+    let mut settings = settings.to_vec();
+    settings.push(("ALLOW_SLOW_PACK", "true"));
+    let sup = Supervisor::start(&env.out_dir, &settings);
     let ready = sup.wait_ready(Duration::from_secs(120));
     println!("ready: {ready}");
+    let warning = ready["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("frames per second") && warning.contains("ALLOW_SLOW_PACK=true"),
+        "a slow pack served on opt-in says so on /ready: {ready}"
+    );
     sup.wait_warm(1, Duration::from_secs(120));
 
     // /benchmark times the generator path on a warm worker: one model call renders a batch.
@@ -243,6 +250,79 @@ fn replica_session(env: &TestEnv) {
     );
 }
 
+/// On one thread the full-size replica renders ~12 frames per second on this CPU (23 on two, idle), below the
+/// 25 its sessions play: without `ALLOW_SLOW_PACK` the supervisor refuses it after the first worker's
+/// measurement, on `/ready`, on `/launch` and in its log, and starts no more workers.
+fn refused_as_too_slow(env: &TestEnv, settings: &[(&str, &str)]) {
+    let data = env.out_dir.join("refused");
+    let mut settings: Vec<(&str, &str)> = settings
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "WORKER_THREADS")
+        .collect();
+    settings.push(("WORKER_THREADS", "1"));
+    let sup = Supervisor::start(&data, &settings);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let ready = loop {
+        let (status, ready) = sup.get("/ready");
+        assert_ne!(
+            status, 200,
+            "a pack too slow for the CPU was served: {ready}"
+        );
+        if ready["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("frames per second"))
+        {
+            break ready;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/ready never said the pack is too slow: {ready}; log:\n{}",
+            sup.log().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("MEASURED refused: {ready}");
+    assert_eq!(ready["status"], "not_ready", "{ready}");
+    assert_eq!(ready["model_ready"], false, "{ready}");
+    let detail = ready["detail"].as_str().unwrap_or_default();
+    let fps: f64 = detail
+        .split(" renders ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("no measured speed in {detail}"));
+    assert!(fps > 0.0 && fps < 25.0, "{detail}");
+    assert!(
+        detail.contains("its sessions play 25") && detail.contains("ALLOW_SLOW_PACK=true"),
+        "{detail}"
+    );
+    let (status, reply) = sup.post_json(
+        "/launch",
+        &json!({"livekit_url": "ws://127.0.0.1:1", "room_name": "refused",
+            "livekit_token": env.mint(AVATAR, "refused", "agent", &[])}),
+        &[],
+    );
+    assert_eq!(status, 503, "{reply}");
+    assert_eq!(reply["error"], "not_ready", "{reply}");
+    assert!(
+        reply["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("frames per second")),
+        "{reply}"
+    );
+    assert!(
+        sup.log()
+            .iter()
+            .any(|l| l.contains("refusing the model pack") && l.contains("frames per second")),
+        "the log says why"
+    );
+    // No worker is kept or started again once the pack is refused.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(sup.worker_pids(), Vec::<u32>::new(), "workers left running");
+    sup.terminate(Duration::from_secs(10));
+}
+
 #[test]
 fn byo_musetalk_shaped_session() {
     in_namespace(
@@ -394,6 +474,8 @@ fn musetalk_session(env: &TestEnv, pack: &std::path::Path, run: &MuseTalkRun) {
         ("DEVICE", "cpu"),
         ("AUTO_PREWARM", "true"),
         ("WARM_WORKERS", "1"),
+        // Slower than 25 FPS on this CPU (counted as late frames below), served on purpose.
+        ("ALLOW_SLOW_PACK", "true"),
     ];
     settings.extend_from_slice(run.env);
     let sup = Supervisor::start(&env.out_dir, &settings);

@@ -149,7 +149,7 @@ fn generator_manifests_are_checked() {
         (
             "renderer",
             |t| t.replace("renderer = \"generator\"", "renderer = \"gan\""),
-            "renderer \"gan\"",
+            "unknown variant `gan`, expected `warp` or `generator`",
         ),
         (
             "unknown-key",
@@ -159,7 +159,7 @@ fn generator_manifests_are_checked() {
         (
             "feature",
             |t| t.replace("\"mel80_wav2lip\"", "\"whisper_tiny\""),
-            "is not one of [\"mel80_wav2lip\", \"audio_onnx\"]",
+            "unknown variant `whisper_tiny`, expected `mel80_wav2lip` or `audio_onnx`",
         ),
         (
             "window",

@@ -14,7 +14,7 @@ use lipcast_worker::{
         FrontendKind, MouthFrontend, MouthParams, NetworkFrontend, build_frontend,
         network::{CTX_PAST, LogMel, NMEL, WINDOW, floor_frame},
     },
-    model::ModelPack,
+    model::{FileRole, ModelPack},
 };
 use ndarray::Array3;
 use ort::value::TensorRef;
@@ -112,7 +112,7 @@ fn onnx_matches_the_training_framework() {
     let fx = fixture();
     let pack = model_support::builtin_pack();
     let mut loaded = model_support::cpu_runtime()
-        .load(&pack.path("mouth").unwrap())
+        .load(&pack.path(FileRole::Mouth).unwrap())
         .expect("mouth network loads");
     // The same windows the training script built: mel frames 4k-12 .. 4k+7, the floor before the clip.
     let k = fx.jax.len();
@@ -249,7 +249,7 @@ fn factory_builds_both_and_names_a_missing_network() {
     let pack = model_support::builtin_pack();
     // Without AUDIO_FRONTEND the pack's own choice holds.
     assert_eq!(
-        FrontendKind::resolve(None, &pack).unwrap().to_string(),
+        FrontendKind::resolve(None, &pack).unwrap(),
         pack.manifest.frontend()
     );
     assert_eq!(

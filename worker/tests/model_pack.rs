@@ -4,7 +4,7 @@ mod model_support;
 
 use std::path::Path;
 
-use lipcast_worker::model::{ModelPack, PackError};
+use lipcast_worker::model::{FileRole, ModelPack, PackError, pack::FrontendKind};
 
 fn copy_pack(to: &Path) {
     let from = model_support::models_dir().join("builtin");
@@ -26,16 +26,12 @@ fn builtin_pack_verifies() {
     let pack = model_support::builtin_pack();
     assert_eq!(pack.manifest.name, "lipcast-builtin");
     assert_eq!(pack.manifest.fps, 25);
-    assert!(
-        ["dsp", "network"].contains(&pack.manifest.frontend()),
-        "{}",
-        pack.manifest.frontend()
-    );
-    assert!(pack.path("face_detector").unwrap().is_file());
-    assert!(pack.path("mouth").unwrap().is_file());
-    assert!(pack.path("face_mesh").unwrap().is_file());
+    assert_eq!(pack.manifest.frontend(), FrontendKind::Network);
+    assert!(pack.path(FileRole::FaceDetector).unwrap().is_file());
+    assert!(pack.path(FileRole::Mouth).unwrap().is_file());
+    assert!(pack.path(FileRole::FaceMesh).unwrap().is_file());
     assert!(matches!(
-        pack.file("generate"),
+        pack.file(FileRole::Generate),
         Err(PackError::MissingRole { .. })
     ));
 }

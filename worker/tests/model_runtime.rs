@@ -8,7 +8,7 @@ use std::{
 };
 
 use lipcast_worker::model::{
-    ActiveDevice, Device, Runtime, RuntimeConfig, RuntimeError,
+    ActiveDevice, Device, FileRole, Runtime, RuntimeConfig, RuntimeError,
     runtime::{check_library, environment},
 };
 
@@ -26,7 +26,9 @@ impl Write for Captured {
 }
 
 fn detector_path() -> std::path::PathBuf {
-    model_support::builtin_pack().path("face_detector").unwrap()
+    model_support::builtin_pack()
+        .path(FileRole::FaceDetector)
+        .unwrap()
 }
 
 #[test]
@@ -83,7 +85,11 @@ fn auto_falls_back_to_cpu_with_one_warning() {
         });
         let first = rt.load(&detector_path()).expect("auto always loads");
         let second = rt
-            .load(&model_support::builtin_pack().path("face_mesh").unwrap())
+            .load(
+                &model_support::builtin_pack()
+                    .path(FileRole::FaceMesh)
+                    .unwrap(),
+            )
             .expect("auto loads");
         (first, second)
     });

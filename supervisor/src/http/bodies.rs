@@ -48,6 +48,9 @@ pub struct Ready {
     /// With `not_ready`, why, when the reason is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// While serving a pack slower than its sessions play (`ALLOW_SLOW_PACK=true`), how slow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// What `GET /ready` answers with 503: not ready, or the server could not even tell.

@@ -60,6 +60,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> 
         available_sessions: max.saturating_sub(active),
         max_sessions: max,
         detail,
+        warning: state.sessions.pool().slow_warning(),
     };
     Ok((code, Json(body)).into_response())
 }

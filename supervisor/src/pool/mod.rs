@@ -14,10 +14,13 @@
 //! - [`worker`]: one worker: start-up, health monitor, stop and kill.
 //! - [`worker_log`]: the workers' log lines written through into the supervisor's log.
 //! - [`orphans`]: ending workers a crashed supervisor left behind.
+//! - [`speed`]: whether the pack renders as fast as its sessions play (a slow pack is refused unless
+//!   `ALLOW_SLOW_PACK`).
 
 pub mod client;
 pub mod orphans;
 pub mod process;
+mod speed;
 pub mod worker;
 mod worker_log;
 
@@ -41,6 +44,8 @@ pub struct PoolConfig {
     /// Idle workers to keep (0: start on demand).
     pub warm_target: u32,
     pub max_sessions: u32,
+    /// Serve a pack that renders slower than its sessions play (`ALLOW_SLOW_PACK`), with a warning.
+    pub allow_slow_pack: bool,
 }
 
 /// Where a launch's worker came from.
@@ -93,6 +98,11 @@ struct Inner {
     failures: AtomicU32,
     retry_at: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
+    /// Set when the first verified worker measured the pack too slow and `ALLOW_SLOW_PACK` is off: no worker
+    /// starts again, `/ready` and launches say why.
+    refused: OnceLock<String>,
+    /// Set when the pack is too slow but the operator opted in: said on `/ready` while serving.
+    slow_warning: OnceLock<String>,
 }
 
 impl Pool {
@@ -127,6 +137,8 @@ impl Pool {
                 failures: AtomicU32::new(0),
                 retry_at: Mutex::new(None),
                 last_error: Mutex::new(None),
+                refused: OnceLock::new(),
+                slow_warning: OnceLock::new(),
             }),
         }
     }
@@ -152,6 +164,9 @@ impl Pool {
     /// Why `/ready` is not ready, in a sentence: the pack still downloading or failed, or the last worker
     /// failure. `None` when the model is ready or nothing is known yet.
     pub fn not_ready_reason(&self) -> Option<String> {
+        if let Some(refused) = self.inner.refused.get() {
+            return Some(refused.clone());
+        }
         if self.model_ready() {
             return None;
         }
@@ -174,6 +189,11 @@ impl Pool {
     /// True once a worker loaded and verified the model pack since start-up.
     pub fn model_ready(&self) -> bool {
         self.inner.model_ready.load(Ordering::Acquire)
+    }
+
+    /// While serving a pack slower than its sessions play (`ALLOW_SLOW_PACK`): how slow.
+    pub fn slow_warning(&self) -> Option<String> {
+        self.inner.slow_warning.get().cloned()
     }
 
     /// Why the last worker could not start, if it could not.
@@ -205,19 +225,27 @@ impl Pool {
                 "the model pack is not in place yet".to_owned(),
             ));
         };
-        let started = Worker::start(self.next_id(), worker, &i.store, &i.metrics).await;
+        if let Some(refused) = i.refused.get() {
+            return Err(WorkerError::TooSlow(refused.clone()));
+        }
+        let started = match Worker::start(self.next_id(), worker, &i.store, &i.metrics).await {
+            Ok(ready) if !self.model_ready() => self.judge_speed(ready).await,
+            other => other,
+        };
         match &started {
             Ok(ready) => {
                 if !i.model_ready.swap(true, Ordering::AcqRel) {
                     let p = ready.worker.prepared();
                     tracing::info!(device = %p.device, pack = %p.pack_name, version = %p.pack_version,
-                        load_ms = p.load_ms, warmup_ms = p.warmup_ms, "model pack verified: ready");
+                        load_ms = p.load_ms, warmup_ms = p.warmup_ms,
+                        frames_per_second = p.frames_per_second, "model pack verified: ready");
                     i.metrics.model_ready.set(1);
                     i.metrics.set_build_info(&p.device);
                 }
                 i.failures.store(0, Ordering::Release);
                 *i.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
+            Err(WorkerError::TooSlow(_)) => {}
             Err(e) => {
                 let n = i.failures.fetch_add(1, Ordering::AcqRel) + 1;
                 let backoff =
@@ -231,10 +259,41 @@ impl Pool {
         started
     }
 
+    /// The first verified worker's measured speed decides whether the pack is served: a pack slower than its
+    /// sessions play is refused for good (its worker stopped), unless `ALLOW_SLOW_PACK`.
+    async fn judge_speed(&self, ready: Ready) -> Result<Ready, WorkerError> {
+        let i = &self.inner;
+        let Some(slow) = speed::too_slow(&ready.worker.prepared()) else {
+            return Ok(ready);
+        };
+        if i.cfg.allow_slow_pack {
+            tracing::warn!(why = %slow, "serving a model pack slower than real time (ALLOW_SLOW_PACK=true): \
+                sessions will show late frames");
+            let _ = i.slow_warning.set(format!(
+                "{slow}: served anyway (ALLOW_SLOW_PACK=true), with late frames"
+            ));
+            return Ok(ready);
+        }
+        let refused = format!(
+            "{slow}: serve it on a faster device (a GPU), or set ALLOW_SLOW_PACK=true to serve it anyway \
+             with late frames"
+        );
+        tracing::error!(why = %refused, "refusing the model pack: it is too slow for this device");
+        let _ = i.refused.set(refused.clone());
+        ready
+            .worker
+            .stop("too_slow", Duration::from_secs(5), &i.metrics)
+            .await;
+        Err(WorkerError::TooSlow(refused))
+    }
+
     /// Without prewarming: start one worker to verify the pack, then stop it.
     async fn verify(self) {
         loop {
-            if self.inner.closed.load(Ordering::Acquire) || self.model_ready() {
+            if self.inner.closed.load(Ordering::Acquire)
+                || self.model_ready()
+                || self.inner.refused.get().is_some()
+            {
                 return;
             }
             match self.start_worker().await {
@@ -265,7 +324,7 @@ impl Pool {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PoolError::Closed);
         }
-        if self.inner.worker.get().is_none() {
+        if self.inner.worker.get().is_none() || self.inner.refused.get().is_some() {
             return Err(PoolError::NotOpen(self.not_ready_reason().unwrap_or_else(
                 || "the model pack is not in place yet".to_owned(),
             )));
@@ -345,7 +404,7 @@ impl Pool {
                 _ = self.inner.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            if self.inner.closed.load(Ordering::Acquire) {
+            if self.inner.closed.load(Ordering::Acquire) || self.inner.refused.get().is_some() {
                 return;
             }
             self.idle().retain(|r| r.worker.is_alive());

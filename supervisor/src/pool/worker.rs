@@ -47,6 +47,9 @@ pub enum WorkerError {
     Timeout(Duration),
     #[error("the model pack is not usable: {0}")]
     Prepare(String),
+    /// The pack loaded but renders slower than its sessions play (see `pool::speed`).
+    #[error("{0}")]
+    TooSlow(String),
 }
 
 /// Everything needed to start workers.

@@ -14,6 +14,7 @@ use crate::generator::animator::{AnimatorError, lookahead_ms, portrait_inputs};
 use crate::generator::crop::{CropBox, Paster, Pixels, face_input};
 use crate::generator::feature::{Feature, OnnxFeature};
 use crate::generator::{AudioModel, GenerateModel, GeneratorAnimator, PrepareModel};
+use crate::model::FileRole;
 use crate::model::pack::GeneratorSpec;
 use crate::model::{ModelPack, Runtime};
 
@@ -41,11 +42,11 @@ impl Generator {
         Ok(Self {
             spec: spec.clone(),
             model: Arc::new(Mutex::new(GenerateModel::load(runtime, pack, spec)?)),
-            audio: match pack.file("audio") {
+            audio: match pack.file(FileRole::Audio) {
                 Ok(_) => Some(Arc::new(Mutex::new(AudioModel::load(runtime, pack, spec)?))),
                 Err(_) => None,
             },
-            prepare: match pack.file("prepare") {
+            prepare: match pack.file(FileRole::Prepare) {
                 Ok(_) => Some(Arc::new(Mutex::new(PrepareModel::load(runtime, pack)?))),
                 Err(_) => None,
             },
@@ -91,7 +92,7 @@ impl Generator {
 
 impl Animation for Generator {
     fn audio_feature(&self) -> String {
-        self.spec.audio_feature.clone()
+        self.spec.audio_feature.to_string()
     }
 
     fn animator(

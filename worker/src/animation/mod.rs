@@ -77,6 +77,19 @@ pub struct Timings {
     pub other: Vec<StageTime>,
 }
 
+impl Timings {
+    /// What one frame costs: the sum of the per-frame stages, ms.
+    pub fn ms_per_frame(&self) -> f64 {
+        self.per_frame.iter().map(|s| s.avg_ms).sum()
+    }
+
+    /// Frames per second the path renders one after another (0 when nothing was timed).
+    pub fn frames_per_second(&self) -> f64 {
+        let ms = self.ms_per_frame();
+        if ms > 0.0 { 1000.0 / ms } else { 0.0 }
+    }
+}
+
 /// Why an animation could not be made or run.
 #[derive(Debug, thiserror::Error)]
 pub enum AnimationError {

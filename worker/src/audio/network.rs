@@ -26,7 +26,7 @@ use ort::{session::Session, value::TensorRef};
 use super::dsp::fft;
 use super::frontend::{MouthFrontend, MouthParams, SAMPLE_RATE, SAMPLES_PER_FRAME};
 use super::pcm::{PcmBuffer, sanitize};
-use crate::model::{ModelPack, PackError, Runtime, RuntimeError};
+use crate::model::{FileRole, ModelPack, PackError, Runtime, RuntimeError};
 
 /// Hop between mel frames, samples (10 ms).
 pub const HOP: usize = 160;
@@ -184,8 +184,12 @@ pub struct NetworkFrontend {
 impl NetworkFrontend {
     /// Loads the `mouth` file of `pack` and checks it against the manifest and the feature layout.
     pub fn load(runtime: &Runtime, pack: &ModelPack) -> Result<Self, NetworkError> {
-        let file = pack.file("mouth").map_err(NetworkError::MissingModel)?;
-        let path = pack.path("mouth").map_err(NetworkError::MissingModel)?;
+        let file = pack
+            .file(FileRole::Mouth)
+            .map_err(NetworkError::MissingModel)?;
+        let path = pack
+            .path(FileRole::Mouth)
+            .map_err(NetworkError::MissingModel)?;
         let (input, output) = match (file.inputs.first(), file.outputs.first()) {
             (Some(i), Some(o)) => (i.name.clone(), o.name.clone()),
             _ => {

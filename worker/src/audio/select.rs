@@ -4,17 +4,8 @@
 use std::{fmt, str::FromStr};
 
 use super::{DspFrontend, MouthFrontend, NetworkFrontend, network::NetworkError};
+pub use crate::model::pack::FrontendKind;
 use crate::model::{ModelPack, Runtime};
-
-/// Which front end turns audio into mouth parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrontendKind {
-    /// The trained network (`mouth` file of the pack). The built-in pack's choice: it beats the DSP baseline on
-    /// the held-out voice (see `models/builtin/MOUTH_MODEL_CARD.md` and `lipcast-eval` in `lipcast-tools`).
-    Network,
-    /// The DSP baseline (`audio::dsp`): no model file needed.
-    Dsp,
-}
 
 /// Why a front end cannot be chosen or built.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +42,7 @@ impl FrontendKind {
     pub fn resolve(setting: Option<&str>, pack: &ModelPack) -> Result<Self, FrontendError> {
         match setting.map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => s.parse(),
-            None => pack.manifest.frontend().parse(),
+            None => Ok(pack.manifest.frontend()),
         }
     }
 }

@@ -4,7 +4,7 @@ use image::{RgbImage, imageops::FilterType};
 use ndarray::Array4;
 use ort::{session::Session, value::TensorRef};
 
-use crate::model::{ModelPack, Runtime};
+use crate::model::{FileRole, ModelPack, Runtime};
 
 use super::PrepareError;
 
@@ -49,7 +49,7 @@ struct Io {
     outputs: [String; 2],
 }
 
-fn io_of(pack: &ModelPack, role: &str) -> Result<Io, PrepareError> {
+fn io_of(pack: &ModelPack, role: FileRole) -> Result<Io, PrepareError> {
     let f = pack
         .file(role)
         .map_err(|e| PrepareError::Model(e.to_string()))?;
@@ -121,13 +121,13 @@ impl FaceModels {
         let model = |e: crate::model::PackError| PrepareError::Model(e.to_string());
         let rt = |e: crate::model::RuntimeError| PrepareError::Model(e.to_string());
         let det = runtime
-            .load(&pack.path("face_detector").map_err(model)?)
+            .load(&pack.path(FileRole::FaceDetector).map_err(model)?)
             .map_err(rt)?;
         let mesh = runtime
-            .load(&pack.path("face_mesh").map_err(model)?)
+            .load(&pack.path(FileRole::FaceMesh).map_err(model)?)
             .map_err(rt)?;
-        let det_io = io_of(pack, "face_detector")?;
-        let mesh_io = io_of(pack, "face_mesh")?;
+        let det_io = io_of(pack, FileRole::FaceDetector)?;
+        let mesh_io = io_of(pack, FileRole::FaceMesh)?;
         check_names(&det.session, &det_io, "face_detector")?;
         check_names(&mesh.session, &mesh_io, "face_mesh")?;
         Ok(Self {

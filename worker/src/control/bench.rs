@@ -18,12 +18,11 @@ pub fn benchmark(prepared: &Prepared, iterations: u32) -> Result<BenchmarkReply,
         prepared.renderer(portrait, 1),
         n,
     )?;
-    let avg: f64 = t.per_frame.iter().map(|s| s.avg_ms).sum();
     Ok(BenchmarkReply {
         iterations: t.frames as u32,
         frames_per_generate: t.frames_per_generate,
-        avg_ms: avg,
-        fps: if avg > 0.0 { 1000.0 / avg } else { 0.0 },
+        avg_ms: t.ms_per_frame(),
+        fps: t.frames_per_second(),
         vram_gb: 0.0,
         gpu: prepared.reply.gpu.clone(),
         device: prepared.reply.device.clone(),

@@ -11,7 +11,11 @@ use crate::animation::{Animation, AnimationError, Animator, Generator, PackConte
 use crate::audio::{FrontendError, FrontendKind};
 use crate::avatar::render::RenderOptions;
 use crate::avatar::{FaceModels, PrepareError, PrepareOptions, PreparedPortrait, Renderer};
-use crate::model::{Device, ModelPack, Runtime, RuntimeConfig};
+use crate::model::{Device, FileRole, ModelPack, Runtime, RuntimeConfig};
+
+/// Frames timed after the warm-up to measure the pack's speed (a generator rounds up to whole batches). Few, so
+/// the check costs the built-in pack milliseconds; after the warm-up, so first-call costs are not counted.
+const SPEED_FRAMES: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -79,11 +83,12 @@ impl Prepared {
         };
         let options = PrepareOptions { max_long_side };
         // A generator pack may bring its own face models; without them it uses the built-in pack's.
-        let mut face = if pack.file("face_detector").is_ok() && pack.file("face_mesh").is_ok() {
-            FaceModels::load(&runtime, &pack)?
-        } else {
-            FaceModels::load(&runtime, &ModelPack::builtin()?)?
-        };
+        let mut face =
+            if pack.file(FileRole::FaceDetector).is_ok() && pack.file(FileRole::FaceMesh).is_ok() {
+                FaceModels::load(&runtime, &pack)?
+            } else {
+                FaceModels::load(&runtime, &ModelPack::builtin()?)?
+            };
         let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
         let t1 = Instant::now();
@@ -105,6 +110,8 @@ impl Prepared {
                 cpu: crate::procstat::cpu_model(),
                 gpu: String::new(),
                 audio_frontend: animation.audio_feature(),
+                frames_per_second: 0.0,
+                session_fps: fps,
             },
             pack,
             face: Mutex::new(face),
@@ -121,7 +128,15 @@ impl Prepared {
             portrait,
             prepared.renderer(portrait, 0),
         )?;
+        // Then time the real path, so a pack too slow for this device is known before any session.
+        let speed = prepared.animation.benchmark(
+            &prepared.context(),
+            portrait,
+            prepared.renderer(portrait, 0),
+            SPEED_FRAMES,
+        )?;
         let mut prepared = prepared;
+        prepared.reply.frames_per_second = speed.frames_per_second();
         prepared.reply.warmup_ms = t1.elapsed().as_secs_f64() * 1e3;
         Ok(prepared)
     }

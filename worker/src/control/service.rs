@@ -295,7 +295,8 @@ impl Worker for WorkerService {
         }
         tracing::info!(
             device = %reply.device, pack = %reply.pack_name, load_ms = reply.load_ms,
-            warmup_ms = reply.warmup_ms, "model pack loaded and warmed up"
+            warmup_ms = reply.warmup_ms, frames_per_second = reply.frames_per_second,
+            session_fps = reply.session_fps, "model pack loaded and warmed up"
         );
         self.shared
             .emit(event::Kind::Prepared(lipcast_proto::Prepared {

@@ -21,7 +21,7 @@ use crate::animation::Animator;
 use crate::audio::MouthParams;
 use crate::audio::mel80;
 use crate::avatar::{Frame, PreparedPortrait, Renderer};
-use crate::model::pack::GeneratorSpec;
+use crate::model::pack::{AudioFeature, GeneratorSpec};
 
 use super::crop::{CropBox, Paster, Pixels, face_input};
 use super::feature::{Feature, window_lookahead_samples};
@@ -264,7 +264,7 @@ pub fn lookahead_ms(spec: &GeneratorSpec, fps: u32) -> f32 {
     let audio = spec
         .audio_onnx
         .as_ref()
-        .filter(|_| spec.audio_feature == "audio_onnx");
+        .filter(|_| spec.audio_feature == AudioFeature::AudioOnnx);
     let worst = window_lookahead_samples(audio, spec.audio_window, spec.audio_offset, fps);
     let batching = f64::from(spec.batch_size.saturating_sub(1)) * frame;
     ((worst + batching) * 1000.0 / f64::from(mel80::SAMPLE_RATE)) as f32
@@ -512,7 +512,7 @@ mod tests {
             channel_order: ChannelOrder::Bgr,
             value_range: [0.0, 1.0],
             face_input: FaceInput::MaskedAndReference,
-            audio_feature: "mel80_wav2lip".into(),
+            audio_feature: AudioFeature::Mel80Wav2lip,
             audio_onnx: None,
             audio_window: 16,
             audio_offset: 0,

@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use ndarray::{ArrayView, IxDyn};
 use ort::{session::Session, value::TensorRef};
 
-use crate::model::{ModelPack, Runtime, pack::GeneratorSpec, pack::PackFile};
+use crate::model::{FileRole, ModelPack, Runtime, pack::GeneratorSpec, pack::PackFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
@@ -42,7 +42,7 @@ fn inference(file: &str, reason: impl ToString) -> GenerateError {
 fn load_checked(
     runtime: &Runtime,
     pack: &ModelPack,
-    role: &str,
+    role: FileRole,
 ) -> Result<(Session, PackFile, f64), GenerateError> {
     let file = pack.file(role)?.clone();
     let loaded = runtime.load(&pack.path(role)?)?;
@@ -133,9 +133,9 @@ impl GenerateModel {
         pack: &ModelPack,
         g: &GeneratorSpec,
     ) -> Result<Self, GenerateError> {
-        let (session, file, load_ms) = load_checked(runtime, pack, "generate")?;
+        let (session, file, load_ms) = load_checked(runtime, pack, FileRole::Generate)?;
         let prepare_outputs = pack
-            .file("prepare")
+            .file(FileRole::Prepare)
             .map(|f| f.outputs.clone())
             .unwrap_or_default();
         let ([audio, rest @ ..], [out]) = (file.inputs.as_slice(), file.outputs.as_slice()) else {
@@ -277,7 +277,7 @@ impl AudioModel {
         pack: &ModelPack,
         g: &GeneratorSpec,
     ) -> Result<Self, GenerateError> {
-        let (session, file, load_ms) = load_checked(runtime, pack, "audio")?;
+        let (session, file, load_ms) = load_checked(runtime, pack, FileRole::Audio)?;
         let spec = g
             .audio_onnx
             .ok_or_else(|| contract(&file.path, "needs a [generator.audio_onnx] table".into()))?;
@@ -344,7 +344,7 @@ impl PrepareModel {
     const CACHED: usize = 4;
 
     pub fn load(runtime: &Runtime, pack: &ModelPack) -> Result<Self, GenerateError> {
-        let (session, file, load_ms) = load_checked(runtime, pack, "prepare")?;
+        let (session, file, load_ms) = load_checked(runtime, pack, FileRole::Prepare)?;
         let [i] = file.inputs.as_slice() else {
             return Err(contract(&file.path, "declare 1 input".into()));
         };

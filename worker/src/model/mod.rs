@@ -3,5 +3,5 @@
 pub mod pack;
 pub mod runtime;
 
-pub use pack::{ModelPack, PackError};
+pub use pack::{FileRole, ModelPack, PackError};
 pub use runtime::{ActiveDevice, Device, LoadedSession, Runtime, RuntimeConfig, RuntimeError};

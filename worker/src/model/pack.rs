@@ -31,8 +31,83 @@ pub enum PackError {
         expected: String,
         actual: String,
     },
-    #[error("model pack {pack} has no file with role {role:?}")]
-    MissingRole { pack: String, role: String },
+    #[error("model pack {pack} has no file with role \"{role}\"")]
+    MissingRole { pack: String, role: FileRole },
+}
+
+/// What the worker uses a pack's file for.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    /// The face detector (built-in pack, or a generator pack's own).
+    FaceDetector,
+    /// The 468-point face mesh.
+    FaceMesh,
+    /// The audio-to-mouth network of the `network` front end.
+    Mouth,
+    /// A generator pack's model, one call per batch of frames.
+    Generate,
+    /// A generator pack's audio encoder (`audio_feature = "audio_onnx"`).
+    Audio,
+    /// A generator pack's once-per-portrait network.
+    Prepare,
+    /// Weights an ONNX file keeps beside it (protobuf's 2 GiB limit); only its sha256 is checked.
+    ExternalData,
+}
+
+impl std::fmt::Display for FileRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileRole::FaceDetector => "face_detector",
+            FileRole::FaceMesh => "face_mesh",
+            FileRole::Mouth => "mouth",
+            FileRole::Generate => "generate",
+            FileRole::Audio => "audio",
+            FileRole::Prepare => "prepare",
+            FileRole::ExternalData => "external_data",
+        })
+    }
+}
+
+/// How a pack renders.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RendererKind {
+    /// The landmark warp of `avatar::render`, driven by an audio front end.
+    Warp,
+    /// A neural generator, described by the `[generator]` table (`crate::generator`).
+    Generator,
+}
+
+/// The audio front end of a warp pack: what turns speech into mouth parameters.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontendKind {
+    /// The trained network (`mouth` file of the pack). The built-in pack's choice: it beats the DSP baseline on
+    /// the held-out voice (see `models/builtin/MOUTH_MODEL_CARD.md` and `lipcast-eval` in `lipcast-tools`).
+    Network,
+    /// The DSP baseline (`audio::dsp`): no model file needed; a warp pack that names no front end gets it.
+    #[default]
+    Dsp,
+}
+
+/// The audio feature a generator pack's model takes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFeature {
+    /// Wav2Lip's mel spectrogram, computed by the worker (`audio::mel80`).
+    Mel80Wav2lip,
+    /// The pack's own `audio.onnx`, run as [`AudioOnnxSpec`] says (`generator::feature`).
+    AudioOnnx,
+}
+
+impl std::fmt::Display for AudioFeature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AudioFeature::Mel80Wav2lip => "mel80_wav2lip",
+            AudioFeature::AudioOnnx => "audio_onnx",
+        })
+    }
 }
 
 /// One input or output tensor a file declares.
@@ -48,9 +123,7 @@ pub struct TensorSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackFile {
-    /// What the worker uses it for: `face_detector`, `face_mesh`, `mouth` (built-in pack); `generate`, `audio`,
-    /// `prepare` (generator packs).
-    pub role: String,
+    pub role: FileRole,
     /// Relative to the pack folder; no `..`.
     pub path: String,
     /// Lower-case hex sha256 of the file.
@@ -79,14 +152,12 @@ pub struct Manifest {
     pub description: String,
     /// Video frame rate the pack renders at.
     pub fps: u32,
-    /// The pack's preferred audio front end: `dsp` (built in, needs no file) or `network` (needs a file with role
-    /// `mouth`). `AUDIO_FRONTEND` overrides it (`audio::FrontendKind::resolve`). Warp packs only; a generator
-    /// pack computes its own audio feature (`[generator] audio_feature`).
+    /// The pack's preferred audio front end (`network` needs a file with role `mouth`). `AUDIO_FRONTEND`
+    /// overrides it (`FrontendKind::resolve`). Warp packs only; a generator pack computes its own audio feature
+    /// (`[generator] audio_feature`).
     #[serde(default)]
-    pub frontend: Option<String>,
-    /// Renderer kind: `warp` (the landmark warp of `avatar::render`) or `generator` (a neural generator,
-    /// described by the `[generator]` table; `crate::generator`).
-    pub renderer: String,
+    pub frontend: Option<FrontendKind>,
+    pub renderer: RendererKind,
     pub output: OutputSpec,
     /// The plug-in contract of a `renderer = "generator"` pack.
     #[serde(default)]
@@ -95,9 +166,9 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The audio front end a warp pack names (`dsp` when it names none).
-    pub fn frontend(&self) -> &str {
-        self.frontend.as_deref().unwrap_or("dsp")
+    /// The audio front end a warp pack names (the default when it names none).
+    pub fn frontend(&self) -> FrontendKind {
+        self.frontend.unwrap_or_default()
     }
 }
 
@@ -115,9 +186,8 @@ pub struct GeneratorSpec {
     /// Face input layout: `masked_and_reference` = one [B,6,S,S] tensor, channels 0-2 the crop with its lower
     /// half zeroed, channels 3-5 the reference crop (Wav2Lip).
     pub face_input: FaceInput,
-    /// Audio feature the model takes: `mel80_wav2lip` (computed by the worker, `audio::mel80`) or `audio_onnx`
-    /// (the pack's `audio.onnx`, run as [`AudioOnnxSpec`] says; `generator::feature`).
-    pub audio_feature: String,
+    /// Audio feature the model takes.
+    pub audio_feature: AudioFeature,
     /// How `audio.onnx` is run (`audio_feature = "audio_onnx"` only).
     #[serde(default)]
     pub audio_onnx: Option<AudioOnnxSpec>,
@@ -206,9 +276,6 @@ pub enum PasteRegion {
     LowerHalf,
 }
 
-/// Built-in audio features a generator pack may name.
-pub const AUDIO_FEATURES: [&str; 2] = ["mel80_wav2lip", "audio_onnx"];
-
 /// A verified pack.
 #[derive(Debug, Clone)]
 pub struct ModelPack {
@@ -242,41 +309,27 @@ impl ModelPack {
                 "output.max_long_side {side} must be even and within 64..=4096"
             )));
         }
-        match manifest.renderer.as_str() {
-            "warp" if manifest.generator.is_some() => {
+        match (manifest.renderer, &manifest.generator) {
+            (RendererKind::Warp, Some(_)) => {
                 return Err(bad(
                     "a [generator] table needs renderer = \"generator\"".into()
                 ));
             }
-            "warp" => {}
-            "generator" => match &manifest.generator {
-                Some(g) => check_generator(&manifest, g).map_err(bad)?,
-                None => {
-                    return Err(bad(
-                        "renderer = \"generator\" needs a [generator] table".into()
-                    ));
-                }
-            },
-            other => {
-                return Err(bad(format!(
-                    "renderer {other:?} is not one of \"warp\", \"generator\""
-                )));
-            }
-        }
-        match manifest.frontend() {
-            _ if manifest.renderer == "generator" => {}
-            "dsp" => {}
-            "network" if manifest.files.iter().any(|f| f.role == "mouth") => {}
-            "network" => {
+            (RendererKind::Warp, None) => {}
+            (RendererKind::Generator, Some(g)) => check_generator(&manifest, g).map_err(bad)?,
+            (RendererKind::Generator, None) => {
                 return Err(bad(
-                    "frontend = \"network\" needs a [[files]] entry with role \"mouth\"".into(),
+                    "renderer = \"generator\" needs a [generator] table".into()
                 ));
             }
-            other => {
-                return Err(bad(format!(
-                    "frontend {other:?} is not one of \"dsp\", \"network\""
-                )));
-            }
+        }
+        if manifest.renderer == RendererKind::Warp
+            && manifest.frontend() == FrontendKind::Network
+            && !manifest.files.iter().any(|f| f.role == FileRole::Mouth)
+        {
+            return Err(bad(
+                "frontend = \"network\" needs a [[files]] entry with role \"mouth\"".into(),
+            ));
         }
         if manifest.files.is_empty() {
             return Err(bad("no files listed".into()));
@@ -313,19 +366,19 @@ impl ModelPack {
     }
 
     /// The file with `role`.
-    pub fn file(&self, role: &str) -> Result<&PackFile, PackError> {
+    pub fn file(&self, role: FileRole) -> Result<&PackFile, PackError> {
         self.manifest
             .files
             .iter()
             .find(|f| f.role == role)
             .ok_or_else(|| PackError::MissingRole {
                 pack: self.manifest.name.clone(),
-                role: role.to_string(),
+                role,
             })
     }
 
     /// Absolute path of the file with `role`.
-    pub fn path(&self, role: &str) -> Result<PathBuf, PackError> {
+    pub fn path(&self, role: FileRole) -> Result<PathBuf, PackError> {
         Ok(self.dir.join(&self.file(role)?.path))
     }
 }
@@ -349,12 +402,6 @@ fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
     if !(lo.is_finite() && hi.is_finite() && hi > lo) {
         return Err(format!(
             "generator.value_range [{lo}, {hi}] must be finite with hi > lo"
-        ));
-    }
-    if !AUDIO_FEATURES.contains(&g.audio_feature.as_str()) {
-        return Err(format!(
-            "generator.audio_feature {:?} is not one of {AUDIO_FEATURES:?}",
-            g.audio_feature
         ));
     }
     if !(1..=64).contains(&g.audio_window) {
@@ -393,25 +440,25 @@ fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
             g.paste.feather
         ));
     }
-    let one = |role: &str| -> Result<Option<&PackFile>, String> {
+    let one = |role: FileRole| -> Result<Option<&PackFile>, String> {
         let all: Vec<&PackFile> = m.files.iter().filter(|f| f.role == role).collect();
         match all.as_slice() {
             [] => Ok(None),
             [f] => Ok(Some(f)),
             _ => Err(format!(
-                "a generator pack has at most one [[files]] entry with role {role:?} ({} found)",
+                "a generator pack has at most one [[files]] entry with role \"{role}\" ({} found)",
                 all.len()
             )),
         }
     };
-    let Some(file) = one("generate")? else {
+    let Some(file) = one(FileRole::Generate)? else {
         return Err(
             "a generator pack needs exactly one [[files]] entry with role \"generate\" (0 found)"
                 .into(),
         );
     };
-    let audio = one("audio")?;
-    let prepare = one("prepare")?;
+    let audio = one(FileRole::Audio)?;
+    let prepare = one(FileRole::Prepare)?;
     let s = i64::from(g.face_size);
     let b = i64::from(g.batch_size);
     let w = i64::from(g.audio_window);
@@ -420,16 +467,16 @@ fn check_generator(m: &Manifest, g: &GeneratorSpec) -> Result<(), String> {
         t.shape.len() == rest.len() + 1 && batch_ok(t.shape[0]) && t.shape[1..] == *rest
     };
     // The per-frame shape of generate's first input, the audio window.
-    let audio_rest: Vec<i64> = match (g.audio_feature.as_str(), audio, &g.audio_onnx) {
-        ("mel80_wav2lip", None, None) => vec![1, 80, w],
-        ("mel80_wav2lip", ..) => {
+    let audio_rest: Vec<i64> = match (g.audio_feature, audio, &g.audio_onnx) {
+        (AudioFeature::Mel80Wav2lip, None, None) => vec![1, 80, w],
+        (AudioFeature::Mel80Wav2lip, ..) => {
             return Err(
                 "audio_feature mel80_wav2lip takes no \"audio\" file and no [generator.audio_onnx]"
                     .into(),
             );
         }
-        (_, Some(af), Some(spec)) => vec![w, check_audio_onnx(af, spec)?],
-        _ => {
+        (AudioFeature::AudioOnnx, Some(af), Some(spec)) => vec![w, check_audio_onnx(af, spec)?],
+        (AudioFeature::AudioOnnx, ..) => {
             return Err(
                 "audio_feature audio_onnx needs a [[files]] entry with role \"audio\" and a [generator.audio_onnx] table"
                     .into(),
