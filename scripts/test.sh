@@ -80,9 +80,10 @@ fi
 
 # The MuseTalk 1.5 exporter (scripts/packs/musetalk.py: torch, diffusers, transformers, onnx; hash-pinned, and
 # --no-deps because the file is the whole closure), run at its reduced size by worker/tests/model_musetalk.rs and
-# tests/e2e/byo.rs (byo_musetalk_small_session). Measured here: 2.6 GB downloaded, 4.5 GB installed, 145-156 s
-# (unpacking dominates: a warm pip cache saves little). LIPCAST_SKIP_MUSETALK=1 skips the install and those tests
-# (they say SKIPPED); nothing else does.
+# tests/e2e/byo.rs (byo_musetalk_small_session); scripts/packs/export_wav2lip.py runs in it too
+# (worker/tests/model_wav2lip.rs). Measured here: 2.6 GB downloaded, 4.5 GB installed, 145-156 s (unpacking
+# dominates: a warm pip cache saves little). LIPCAST_SKIP_MUSETALK=1 skips the install and those tests (they say
+# SKIPPED); nothing else does.
 if [ "${LIPCAST_SKIP_MUSETALK:-}" = 1 ]; then
   say "LIPCAST_SKIP_MUSETALK=1: .venv-musetalk not installed, the MuseTalk pack tests will be skipped"
 else

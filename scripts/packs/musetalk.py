@@ -26,6 +26,10 @@ printed (the export fails above the tolerance); the log-mel front end is checked
 WhisperFeatureExtractor; the fp16 files are loaded, their shapes checked, and compared with fp32 where the CPU
 provider can run them. Parameter counts and FLOPs per stage are counted from the graphs. Figures go to stdout
 and `OUT/report.json`.
+
+`musetalk_pack/reference.py` is an independent numpy reference of the worker's crop box, face tensor and
+feathered paste for a pack's manifest (docs/models.md, "The crop and the blend, checked against a reference");
+the worker's tests compare their output with it.
 """
 
 import argparse

@@ -3,6 +3,9 @@
 //! Whisper encoder; random weights), checks every ONNX file against PyTorch, and the worker loads both of its
 //! packs (fp32 and fp16) through `Prepare` unchanged and renders them. Random weights: plumbing and speed only.
 //!
+//! The worker's crop box, face tensor and paste-back are also compared with the exporter's numpy reference
+//! (`scripts/packs/musetalk_pack/reference.py`) on the pack's own crop and paste settings.
+//!
 //! Needs `.venv-musetalk` (made by scripts/test.sh from scripts/packs/requirements-musetalk.txt;
 //! `LIPCAST_MUSETALK_PYTHON` overrides). `LIPCAST_SKIP_MUSETALK=1` skips these tests, saying so; nothing else does.
 
@@ -10,31 +13,10 @@ mod model_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use lipcast_proto::PrepareRequest;
 use lipcast_worker::animation::Animator;
-use lipcast_worker::control::prepared::Prepared;
-use lipcast_worker::generator::GeneratorAnimator;
 use lipcast_worker::model::ModelPack;
-
-/// The exporter's python, or None when the tests are explicitly opted out.
-fn exporter_python() -> Option<PathBuf> {
-    if std::env::var_os("LIPCAST_SKIP_MUSETALK").is_some_and(|v| v == "1") {
-        println!("SKIPPED: LIPCAST_SKIP_MUSETALK=1 (the MuseTalk exporter's venv is not used)");
-        return None;
-    }
-    let p = std::env::var_os("LIPCAST_MUSETALK_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| model_support::models_dir().join("../.venv-musetalk/bin/python"));
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/test.sh (it creates .venv-musetalk from \
-         scripts/packs/requirements-musetalk.txt), or set LIPCAST_SKIP_MUSETALK=1 to skip these tests",
-        p.display()
-    );
-    Some(p)
-}
 
 /// Runs the exporter (batch 4, `args`) into a fresh folder; returns it and the exporter's report.
 fn export(python: &Path, name: &str, args: &[&str]) -> (PathBuf, serde_json::Value) {
@@ -67,37 +49,9 @@ fn export(python: &Path, name: &str, args: &[&str]) -> (PathBuf, serde_json::Val
     )
 }
 
-fn prepare(dir: &Path) -> Prepared {
-    Prepared::load(&PrepareRequest {
-        device: "cpu".into(),
-        intra_threads: 2,
-        pack_dir: dir.display().to_string(),
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("{} loads through Prepare: {e}", dir.display()))
-}
-
-/// Frame `last` of a segment's first batch (generated in one call, so no frame of it is skipped however slow
-/// the machine), rendered from `pcm`.
-fn render(a: &mut GeneratorAnimator, pcm: &[f32], last: u64) -> lipcast_worker::avatar::Frame {
-    a.reset();
-    a.push_audio(pcm);
-    a.end_of_audio();
-    let mut f = None;
-    for i in 0..=last {
-        assert!(
-            a.wait_generated(Duration::from_secs(120)),
-            "{:?}",
-            a.failure()
-        );
-        f = Some(a.speech_frame(i).clone());
-    }
-    f.unwrap()
-}
-
 #[test]
 fn musetalk_small_pack_exports_checks_and_renders_in_the_worker() {
-    let Some(python) = exporter_python() else {
+    let Some(python) = model_support::exporter_python() else {
         return;
     };
     let layout =
@@ -135,7 +89,7 @@ fn musetalk_small_pack_exports_checks_and_renders_in_the_worker() {
         assert_eq!((a.rate, a.chunk_ms, a.context_ms), (50, 200, 200));
     }
 
-    let prepared = prepare(&dir.join("fp32"));
+    let prepared = model_support::prepare_pack(&dir.join("fp32"));
     assert_eq!(prepared.reply.audio_frontend, "audio_onnx");
     let prep = model_support::generator_of(&prepared)
         .prepare_model()
@@ -158,9 +112,9 @@ fn musetalk_small_pack_exports_checks_and_renders_in_the_worker() {
     let silence = vec![0.0f32; speech.len()];
     let idle = a.idle_frame(3).clone();
     let t = Instant::now();
-    let spoken = render(&mut a, &speech, 3);
+    let spoken = model_support::render_frame(&mut a, &speech, 3);
     let per_frame = t.elapsed().as_secs_f64() * 1e3 / 4.0;
-    let quiet = render(&mut a, &silence, 3);
+    let quiet = model_support::render_frame(&mut a, &silence, 3);
     let (calls, ms) = a.generate_figures();
     println!(
         "MEASURED small pack in the worker (2 threads): {per_frame:.0} ms per frame end to end, \
@@ -185,13 +139,25 @@ fn musetalk_small_pack_exports_checks_and_renders_in_the_worker() {
     );
 
     // The fp16 pack loads in the worker too and renders (on this CPU ONNX Runtime runs its float16 graph).
-    let fp16 = prepare(&dir.join("fp16"));
+    let fp16 = model_support::prepare_pack(&dir.join("fp16"));
     let mut b = model_support::animator_of(&fp16, &portrait, 5);
-    let spoken16 = render(&mut b, &speech, 3);
+    let spoken16 = model_support::render_frame(&mut b, &speech, 3);
     assert_eq!(
         (spoken16.width, spoken16.height),
         (spoken.width, spoken.height)
     );
+
+    // The worker's crop box, face tensor (what prepare.onnx gets: channels 3-5) and lower-half blend against
+    // the exporter's numpy reference (RGB, [-1, 1], lower_half).
+    let work = std::env::temp_dir().join(format!("lipcast-musetalk-ref-{}", std::process::id()));
+    let r = model_support::reference::compare(&python, &dir.join("fp32"), &portrait, &work);
+    model_support::reference::report("musetalk", &r);
+    assert_eq!(
+        r.worker_box,
+        a.crop(),
+        "the animator's box is CropBox::around's"
+    );
+    model_support::reference::assert_close(&r);
     std::fs::remove_dir_all(dir).unwrap();
 
     // The real-weights path: the same random networks saved in the authors' layout (musetalkV15/musetalk.json +

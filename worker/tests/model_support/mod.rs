@@ -2,6 +2,8 @@
 //! built-in pack; when set-up is incomplete they fail with a message saying what to run.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::{path::PathBuf, process::Command};
 
 use lipcast_worker::{
@@ -156,4 +158,74 @@ pub fn box_diff(
         }
     }
     d
+}
+
+/// The exporters' python (`.venv-musetalk`, made by scripts/test.sh from scripts/packs/requirements-musetalk.txt;
+/// `LIPCAST_MUSETALK_PYTHON` overrides), or None when the tests that need it are explicitly opted out with
+/// `LIPCAST_SKIP_MUSETALK=1` (they then print SKIPPED); nothing else skips them.
+pub fn exporter_python() -> Option<PathBuf> {
+    if std::env::var_os("LIPCAST_SKIP_MUSETALK").is_some_and(|v| v == "1") {
+        println!("SKIPPED: LIPCAST_SKIP_MUSETALK=1 (the exporters' venv is not used)");
+        return None;
+    }
+    let p = std::env::var_os("LIPCAST_MUSETALK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| models_dir().join("../.venv-musetalk/bin/python"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test.sh (it creates .venv-musetalk from \
+         scripts/packs/requirements-musetalk.txt), or set LIPCAST_SKIP_MUSETALK=1 to skip these tests",
+        p.display()
+    );
+    Some(p)
+}
+
+/// Runs `python script args`, failing the test with both outputs when it fails; returns stdout.
+pub fn run_python(python: &std::path::Path, script: &str, args: &[&str]) -> String {
+    let out = Command::new(python)
+        .arg(models_dir().join("..").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A generator pack loaded the way a worker loads it (sha256s, sessions, the warm-up render), 2 threads.
+pub fn prepare_pack(dir: &std::path::Path) -> lipcast_worker::control::prepared::Prepared {
+    lipcast_worker::control::prepared::Prepared::load(&lipcast_proto::PrepareRequest {
+        device: "cpu".into(),
+        intra_threads: 2,
+        pack_dir: dir.display().to_string(),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{} loads through Prepare: {e}", dir.display()))
+}
+
+/// Frame `last` of a segment's first batch (generated in one call, so no frame of it is skipped however slow
+/// the machine), rendered from `pcm`.
+pub fn render_frame(
+    a: &mut lipcast_worker::generator::GeneratorAnimator,
+    pcm: &[f32],
+    last: u64,
+) -> lipcast_worker::avatar::Frame {
+    use lipcast_worker::animation::Animator;
+    a.reset();
+    a.push_audio(pcm);
+    a.end_of_audio();
+    let mut f = None;
+    for i in 0..=last {
+        assert!(
+            a.wait_generated(std::time::Duration::from_secs(120)),
+            "{:?}",
+            a.failure()
+        );
+        f = Some(a.speech_frame(i).clone());
+    }
+    f.expect("frame 0..=last rendered")
 }
