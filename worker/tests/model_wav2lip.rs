@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use lipcast_worker::animation::Animator;
 use lipcast_worker::model::ModelPack;
-use lipcast_worker::model::pack::ChannelOrder;
+use lipcast_worker::model::pack::{AudioFeature, ChannelOrder};
 
 const FIXTURE: &str = "worker/tests/fixtures/wav2lip";
 
@@ -104,7 +104,7 @@ fn wav2lip_checkpoint_exports_from_a_checkout_and_renders_in_the_worker() {
     let g = pack.manifest.generator.clone().unwrap();
     assert_eq!((g.face_size, g.batch_size, g.audio_window), (96, 4, 16));
     assert_eq!(g.channel_order, ChannelOrder::Bgr);
-    assert_eq!(g.audio_feature, "mel80_wav2lip");
+    assert_eq!(g.audio_feature, AudioFeature::Mel80Wav2lip);
 
     let prepared = model_support::prepare_pack(&pack_dir);
     assert_eq!(prepared.reply.audio_frontend, "mel80_wav2lip");
