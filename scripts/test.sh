@@ -7,6 +7,7 @@
 #
 #   scripts/test.sh                 everything
 #   scripts/test.sh -E 'test(x)'    extra arguments go to cargo nextest (e.g. a filter)
+#   LIPCAST_TEST_MUSETALK=1 scripts/test.sh   also the opt-in full-size MuseTalk 1.5 session (tests/e2e/byo.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "test.sh: $*" >&2; }
@@ -146,6 +147,13 @@ phase "build"
 say "tests"
 cargo nextest run --release --workspace --locked --no-fail-fast "$@"
 phase "tests"
+
+# Opt-in: the full-size MuseTalk 1.5 session (an export of ~10 min and ~10 GB here, beyond CI's budget).
+if [ "${LIPCAST_TEST_MUSETALK:-}" = 1 ]; then
+  say "LIPCAST_TEST_MUSETALK=1: the full-size MuseTalk 1.5 session"
+  cargo nextest run --release -p lipcast-e2e --locked --run-ignored only -E 'test(byo_musetalk_full_session)' --no-capture
+  phase "full-size MuseTalk session"
+fi
 
 if [ -x scripts/validate-deploy.sh ] && [ $# -eq 0 ]; then
   say "deployment files"
