@@ -12,19 +12,45 @@ pub use generated::*;
 /// supervisor and a worker of different versions refuse each other.
 pub const CONTRACT_VERSION: u32 = 3;
 
-/// gRPC metadata key of a StartSession or CheckPortrait refusal that is the caller's fault (`no_face`,
-/// `invalid_image`, `unusable_portrait`).
+/// gRPC metadata key of a StartSession or CheckPortrait refusal that is the caller's fault; its value is a
+/// [`PortraitRefusal`] name (`PORTRAIT_REFUSAL_NO_FACE`, ...).
 pub const ERROR_CODE_KEY: &str = "lipcast-error";
 
-/// The `Ended.reason` codes a worker sends.
-pub mod end_reason {
-    pub const AGENT_LEFT: &str = "agent_left";
-    pub const REMOVED: &str = "removed";
-    pub const ROOM_CLOSED: &str = "room_closed";
-    pub const DISCONNECTED: &str = "disconnected";
-    pub const IDLE: &str = "idle";
-    pub const MAX_DURATION: &str = "max_duration";
-    pub const STOPPED: &str = "stopped";
-    pub const AGENT_TIMEOUT: &str = "agent_timeout";
-    pub const ERROR: &str = "error";
+impl Device {
+    /// The setting's and the log's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Auto => "auto",
+            Device::Cuda => "cuda",
+            Device::Cpu => "cpu",
+        }
+    }
+}
+
+impl VideoCodec {
+    /// The setting's and the log's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Vp8 => "vp8",
+        }
+    }
+}
+
+impl EndReason {
+    /// The short code a task records as its `end_reason`.
+    pub fn code(self) -> &'static str {
+        match self {
+            EndReason::Unspecified => "unspecified",
+            EndReason::AgentLeft => "agent_left",
+            EndReason::Removed => "removed",
+            EndReason::RoomClosed => "room_closed",
+            EndReason::Disconnected => "disconnected",
+            EndReason::Idle => "idle",
+            EndReason::MaxDuration => "max_duration",
+            EndReason::Stopped => "stopped",
+            EndReason::AgentTimeout => "agent_timeout",
+            EndReason::Error => "error",
+        }
+    }
 }

@@ -101,8 +101,8 @@ pub struct Config {
     pub launch_timeout_seconds: u64,
 
     /// Inference device of the workers: auto (CUDA if it works, else CPU, with a log line), cuda or cpu.
-    #[arg(long, env = "DEVICE", default_value = "auto", value_parser = ["auto", "cuda", "cpu"])]
-    pub device: String,
+    #[arg(long, env = "DEVICE", value_enum, default_value_t = DeviceSetting::Auto)]
+    pub device: DeviceSetting,
 
     /// ONNX Runtime threads per session (the CPU budget of one session).
     #[arg(long, env = "WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -137,9 +137,9 @@ pub struct Config {
           value_parser = BoolishValueParser::new())]
     pub allow_slow_pack: bool,
 
-    /// Audio front end of the built-in pack: network (the trained audio-to-mouth model, default) or dsp.
-    #[arg(long, env = "AUDIO_FRONTEND")]
-    pub audio_frontend: Option<String>,
+    /// Audio front end of the built-in pack: network (the trained audio-to-mouth model, its default) or dsp.
+    #[arg(long, env = "AUDIO_FRONTEND", value_enum)]
+    pub audio_frontend: Option<FrontendSetting>,
 
     /// Long side of the published video, pixels (0: the pack's default, 720 for the built-in pack; portraits are
     /// never upscaled).
@@ -152,8 +152,8 @@ pub struct Config {
     pub video_max_bitrate: u64,
 
     /// Video codec of the avatar_video track: h264 (falls back to vp8) or vp8.
-    #[arg(long, env = "VIDEO_CODEC", default_value = "h264", value_parser = ["h264", "vp8"])]
-    pub video_codec: String,
+    #[arg(long, env = "VIDEO_CODEC", value_enum, default_value_t = CodecSetting::H264)]
+    pub video_codec: CodecSetting,
 
     /// Sample rate of the avatar_audio track (the agent's speech is republished at this rate).
     #[arg(long, env = "AUDIO_SAMPLE_RATE", default_value_t = 24_000,
@@ -182,6 +182,58 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `DEVICE`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSetting {
+    Auto,
+    Cuda,
+    Cpu,
+}
+
+impl From<DeviceSetting> for lipcast_proto::Device {
+    fn from(d: DeviceSetting) -> Self {
+        match d {
+            DeviceSetting::Auto => Self::Auto,
+            DeviceSetting::Cuda => Self::Cuda,
+            DeviceSetting::Cpu => Self::Cpu,
+        }
+    }
+}
+
+/// `AUDIO_FRONTEND`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontendSetting {
+    Network,
+    Dsp,
+}
+
+impl FrontendSetting {
+    /// The worker's choice: this front end, or with none set the pack's own.
+    pub fn for_worker(setting: Option<Self>) -> lipcast_proto::AudioFrontend {
+        match setting {
+            None => lipcast_proto::AudioFrontend::Pack,
+            Some(FrontendSetting::Network) => lipcast_proto::AudioFrontend::Network,
+            Some(FrontendSetting::Dsp) => lipcast_proto::AudioFrontend::Dsp,
+        }
+    }
+}
+
+/// `VIDEO_CODEC`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecSetting {
+    H264,
+    Vp8,
+}
+
+impl From<CodecSetting> for lipcast_proto::VideoCodec {
+    fn from(c: CodecSetting) -> Self {
+        match c {
+            CodecSetting::H264 => Self::H264,
+            CodecSetting::Vp8 => Self::Vp8,
+        }
+    }
 }
 
 impl Config {
@@ -257,8 +309,8 @@ impl Config {
 
     /// RLIMIT_AS for workers, bytes (0: none).
     pub fn worker_memory_limit(&self) -> u64 {
-        let mb = match (self.worker_memory_limit_mb, self.device.as_str()) {
-            (0, "cpu") => 4096,
+        let mb = match (self.worker_memory_limit_mb, self.device) {
+            (0, DeviceSetting::Cpu) => 4096,
             (mb, _) => mb,
         };
         mb.saturating_mul(1024 * 1024)

@@ -87,9 +87,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
-                device: config.device.clone(),
+                device: lipcast_proto::Device::from(config.device).into(),
                 intra_threads: config.worker_threads,
-                audio_frontend: config.audio_frontend.clone().unwrap_or_default(),
+                audio_frontend: config::FrontendSetting::for_worker(config.audio_frontend).into(),
                 max_long_side: config.max_long_side,
             },
             memory_limit: config.worker_memory_limit(),
@@ -124,7 +124,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let sessions = Sessions::new(store.clone(), config.clone(), pool, metrics.clone());
     let orphaned = sessions
         .fail_all_active(
-            "supervisor_restarted",
+            store::EndReason::SupervisorRestarted,
             "supervisor restarted; the session's worker is gone",
         )
         .await?;

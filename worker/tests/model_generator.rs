@@ -73,7 +73,7 @@ fn replica(name: &str, arch: &str, batch: u32) -> PathBuf {
 
 fn prepare(dir: &Path) -> Result<Prepared, String> {
     Prepared::load(&PrepareRequest {
-        device: "cpu".into(),
+        device: lipcast_proto::Device::Cpu.into(),
         intra_threads: 2,
         pack_dir: dir.display().to_string(),
         ..Default::default()
@@ -283,7 +283,7 @@ fn replica_pack_renders_batches_ahead_and_counts_late_frames() {
     let dir = small_replica("anim", 4);
     let prepared = prepare(&dir).expect("the replica pack loads through Prepare");
     assert!(prepared.animation().as_generator().is_some());
-    assert_eq!(prepared.reply.audio_frontend, "mel80_wav2lip");
+    assert_eq!(prepared.reply.audio_feature, "mel80_wav2lip");
     let portrait = prepared.default_portrait().clone();
     let mut a = model_support::animator_of(&prepared, &portrait, 5);
     assert_eq!(a.frames_per_generate(), 4);
@@ -479,7 +479,7 @@ fn musetalk_shaped_pack_prepares_once_and_audio_reaches_the_output() {
     let dir = replica("mt-anim", "musetalk", 4);
     let prepared = prepare(&dir).expect("the MuseTalk-shaped pack loads through Prepare");
     let generator = model_support::generator_of(&prepared);
-    assert_eq!(prepared.reply.audio_frontend, "audio_onnx");
+    assert_eq!(prepared.reply.audio_feature, "audio_onnx");
     let prep = generator.prepare_model().expect("a prepare.onnx");
     // The warm-up rendered the default portrait: prepared once, and cached for every later animator.
     assert_eq!(prep.lock().unwrap().calls, 1);

@@ -90,7 +90,7 @@ fn musetalk_small_pack_exports_checks_and_renders_in_the_worker() {
     }
 
     let prepared = model_support::prepare_pack(&dir.join("fp32"));
-    assert_eq!(prepared.reply.audio_frontend, "audio_onnx");
+    assert_eq!(prepared.reply.audio_feature, "audio_onnx");
     let prep = model_support::generator_of(&prepared)
         .prepare_model()
         .expect("a prepare.onnx");

@@ -248,15 +248,12 @@ fn factory_builds_both_and_names_a_missing_network() {
     let runtime = model_support::cpu_runtime();
     let pack = model_support::builtin_pack();
     // Without AUDIO_FRONTEND the pack's own choice holds.
+    assert_eq!(FrontendKind::resolve(None, &pack), pack.manifest.frontend());
     assert_eq!(
-        FrontendKind::resolve(None, &pack).unwrap(),
-        pack.manifest.frontend()
-    );
-    assert_eq!(
-        FrontendKind::resolve(Some("dsp"), &pack).unwrap(),
+        FrontendKind::resolve(Some(FrontendKind::Dsp), &pack),
         FrontendKind::Dsp
     );
-    assert!(FrontendKind::resolve(Some("magic"), &pack).is_err());
+    assert!("magic".parse::<FrontendKind>().is_err());
     for kind in [FrontendKind::Network, FrontendKind::Dsp] {
         let mut fe = build_frontend(kind, &runtime, &pack).expect("front end builds");
         fe.push(&vec![0.0; 16_000]);
@@ -282,10 +279,7 @@ fn factory_builds_both_and_names_a_missing_network() {
         std::fs::copy(from.join(f), dir.join(f)).unwrap();
     }
     let bare = ModelPack::load(&dir).expect("pack without the network verifies");
-    assert_eq!(
-        FrontendKind::resolve(None, &bare).unwrap(),
-        FrontendKind::Dsp
-    );
+    assert_eq!(FrontendKind::resolve(None, &bare), FrontendKind::Dsp);
     assert!(build_frontend(FrontendKind::Dsp, &runtime, &bare).is_ok());
     let err = build_frontend(FrontendKind::Network, &runtime, &bare)
         .err()

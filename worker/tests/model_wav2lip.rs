@@ -107,7 +107,7 @@ fn wav2lip_checkpoint_exports_from_a_checkout_and_renders_in_the_worker() {
     assert_eq!(g.audio_feature, AudioFeature::Mel80Wav2lip);
 
     let prepared = model_support::prepare_pack(&pack_dir);
-    assert_eq!(prepared.reply.audio_frontend, "mel80_wav2lip");
+    assert_eq!(prepared.reply.audio_feature, "mel80_wav2lip");
     let portrait = prepared.default_portrait().clone();
     let mut a = model_support::animator_of(&prepared, &portrait, 5);
     assert_eq!(a.frames_per_generate(), 4);

@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::portrait::ResolveError;
+use crate::sessions::{LaunchError, Refusal};
+
 /// The short, stable code of an error: what a client branches on (the `detail` sentence is for people).
 ///
 /// - `invalid_request` (400): a field is missing, of the wrong type or out of range.
@@ -207,6 +210,39 @@ impl IntoResponse for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
         ApiError::internal("the task store failed", err)
+    }
+}
+
+impl From<LaunchError> for ApiError {
+    fn from(err: LaunchError) -> Self {
+        match err {
+            LaunchError::ShuttingDown => ApiError::not_ready(err.to_string()),
+            LaunchError::AtCapacity { active, max } => ApiError::at_capacity(active, max),
+            LaunchError::NotReady(detail) => ApiError::not_ready(detail),
+            LaunchError::PortraitRefused { refusal, detail } => ApiError::bad_request(
+                match refusal {
+                    Refusal::NoFace => ErrorCode::NoFace,
+                    Refusal::InvalidImage => ErrorCode::InvalidImage,
+                },
+                detail,
+            ),
+            LaunchError::RoomBusy { task_id, detail } => ApiError::room_busy(task_id, detail),
+            LaunchError::Internal { context, cause } => ApiError::internal(context, cause),
+            LaunchError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(err: ResolveError) -> Self {
+        match err {
+            ResolveError::FetchFailed(d) => ApiError::bad_request(ErrorCode::ImageFetchFailed, d),
+            ResolveError::Invalid(e) => {
+                ApiError::bad_request(ErrorCode::InvalidImage, e.to_string())
+            }
+            ResolveError::UnknownAvatar(d) => ApiError::bad_request(ErrorCode::UnknownAvatar, d),
+            ResolveError::Internal { context, cause } => ApiError::internal(context, cause),
+        }
     }
 }
 

@@ -10,8 +10,9 @@ use super::AppState;
 use super::auth::{self, HeaderAuth};
 use super::bodies::{LaunchAccepted, LaunchAnswer, LaunchForm, LaunchJson};
 use super::error::{ApiError, ErrorBody, ErrorCode};
-use super::launch_request::{self, ImageSource, LaunchRequest, RawLaunch};
+use super::launch_request::{self, LaunchRequest, RawLaunch};
 use crate::portrait;
+use crate::portrait::ImageSource;
 use crate::sessions::Launch;
 use crate::token;
 

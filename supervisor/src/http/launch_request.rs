@@ -9,21 +9,13 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorCode};
+use crate::portrait::ImageSource;
 
 const MAX_URL_LEN: usize = 2048;
 const MAX_TOKEN_LEN: usize = 8192;
 const MAX_ROOM_LEN: usize = 256;
 const MAX_PROMPT_LEN: usize = 2000;
 const MAX_SHORT_LEN: usize = 128;
-
-/// Where the portrait comes from.
-#[derive(Debug, Clone)]
-pub enum ImageSource {
-    /// Uploaded file or decoded base64.
-    Bytes(Bytes),
-    /// An http(s) URL to fetch.
-    Url(String),
-}
 
 /// A launch after parsing, before validation of its values.
 #[derive(Debug, Default)]

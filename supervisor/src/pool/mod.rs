@@ -236,11 +236,11 @@ impl Pool {
             Ok(ready) => {
                 if !i.model_ready.swap(true, Ordering::AcqRel) {
                     let p = ready.worker.prepared();
-                    tracing::info!(device = %p.device, pack = %p.pack_name, version = %p.pack_version,
+                    tracing::info!(device = p.device().name(), pack = %p.pack_name, version = %p.pack_version,
                         load_ms = p.load_ms, warmup_ms = p.warmup_ms,
                         frames_per_second = p.frames_per_second, "model pack verified: ready");
                     i.metrics.model_ready.set(1);
-                    i.metrics.set_build_info(&p.device);
+                    i.metrics.set_build_info(p.device().name());
                 }
                 i.failures.store(0, Ordering::Release);
                 *i.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -13,7 +13,7 @@ pub fn too_slow(p: &PrepareReply) -> Option<String> {
             "the model pack {} renders {:.2} frames per second on {} ({}), and its sessions play {}",
             p.pack_name,
             p.frames_per_second,
-            p.device,
+            p.device().name(),
             if p.gpu.is_empty() { &p.cpu } else { &p.gpu },
             p.session_fps
         )
@@ -26,7 +26,7 @@ mod tests {
 
     fn reply(fps: f64) -> PrepareReply {
         PrepareReply {
-            device: "cpu".into(),
+            device: lipcast_proto::Device::Cpu.into(),
             pack_name: "musetalk-1.5".into(),
             cpu: "Some CPU".into(),
             frames_per_second: fps,

@@ -9,9 +9,16 @@ use std::path::Path;
 use bytes::Bytes;
 use image::{ImageFormat, ImageReader, Limits};
 
-use crate::http::error::{ApiError, ErrorCode};
-use crate::http::launch_request::ImageSource;
 use fetch::Fetcher;
+
+/// Where a launch's portrait comes from.
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    /// Uploaded file or decoded base64.
+    Bytes(Bytes),
+    /// An http(s) URL to fetch.
+    Url(String),
+}
 
 /// A decoded-and-checked portrait, passed to the worker as the original bytes.
 #[derive(Debug, Clone)]
@@ -103,38 +110,63 @@ pub async fn resolve(
     avatars_dir: &Path,
     fetcher: &Fetcher,
     max_pixels: u64,
-) -> Result<Option<Portrait>, ApiError> {
+) -> Result<Option<Portrait>, ResolveError> {
     let bytes = match (image, avatar_id) {
         (Some(ImageSource::Bytes(b)), _) => b,
         (Some(ImageSource::Url(url)), _) => fetcher
             .fetch(&url)
             .await
-            .map_err(|e| ApiError::bad_request(ErrorCode::ImageFetchFailed, e.to_string()))?,
+            .map_err(|e| ResolveError::FetchFailed(e.to_string()))?,
         (None, Some(id)) => named_avatar(avatars_dir, id).await?,
         (None, None) => return Ok(None),
     };
     let portrait = tokio::task::spawn_blocking(move || check(bytes, max_pixels))
         .await
-        .map_err(|e| ApiError::internal("image check panicked", e))?
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidImage, e.to_string()))?;
+        .map_err(|e| ResolveError::Internal {
+            context: "image check panicked",
+            cause: e.to_string(),
+        })?
+        .map_err(ResolveError::Invalid)?;
     Ok(Some(portrait))
 }
 
-async fn named_avatar(dir: &Path, id: &str) -> Result<Bytes, ApiError> {
+/// Why a launch's portrait cannot be resolved (before any worker sees it).
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The portrait URL could not be fetched (or resolves to a refused address).
+    #[error("{0}")]
+    FetchFailed(String),
+    /// The bytes are not an image lipcast takes.
+    #[error("{0}")]
+    Invalid(PortraitError),
+    /// No stored portrait has that `avatar_id`.
+    #[error("{0}")]
+    UnknownAvatar(String),
+    /// A failure of ours: `context` is for the caller, `cause` for the log.
+    #[error("{context}: {cause}")]
+    Internal {
+        context: &'static str,
+        cause: String,
+    },
+}
+
+async fn named_avatar(dir: &Path, id: &str) -> Result<Bytes, ResolveError> {
     for ext in ["jpg", "jpeg", "png", "webp"] {
         match tokio::fs::read(dir.join(format!("{id}.{ext}"))).await {
             Ok(b) => return Ok(Bytes::from(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(ApiError::internal("reading a named avatar failed", e)),
+            Err(e) => {
+                return Err(ResolveError::Internal {
+                    context: "reading a named avatar failed",
+                    cause: e.to_string(),
+                });
+            }
         }
     }
-    Err(ApiError::bad_request(
-        ErrorCode::UnknownAvatar,
-        format!(
-            "no portrait named {id:?} (looked for {}/{id}.jpg|.png|.webp)",
-            dir.display()
-        ),
-    ))
+    Err(ResolveError::UnknownAvatar(format!(
+        "no portrait named {id:?} (looked for {}/{id}.jpg|.png|.webp)",
+        dir.display()
+    )))
 }
 
 #[cfg(test)]

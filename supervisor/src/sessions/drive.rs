@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use lipcast_proto::{Event, event};
 use tokio_util::sync::CancellationToken;
 
-use super::{Sessions, status_for};
+use super::Sessions;
 use crate::pool::{Ready, Source};
-use crate::store::Status;
+use crate::store::EndReason;
 
 /// After its session ended, a worker exits by itself; past this it is killed.
 const EXIT_AFTER_END: Duration = Duration::from_secs(6);
@@ -21,7 +21,7 @@ const FOREVER: Duration = Duration::from_secs(3600 * 24 * 365);
 
 /// What the worker said about the end.
 struct End {
-    reason: String,
+    reason: EndReason,
     error: Option<String>,
 }
 
@@ -62,7 +62,7 @@ pub(super) async fn drive(
                 tracing::error!("session outlived MAX_SESSION_SECONDS; killing its worker");
                 worker.kill_for("hung", &metrics).await;
                 end.get_or_insert(End {
-                    reason: "max_duration".into(),
+                    reason: EndReason::MaxDuration,
                     error: Some("the session outlived MAX_SESSION_SECONDS and was killed".into()),
                 });
                 break;
@@ -102,19 +102,14 @@ pub(super) async fn drive(
         tracing::warn!(error = %e, "storing the session's figures failed");
     }
     let result = match end {
-        Some(End { reason, error }) => {
-            let status = status_for(&reason);
-            sessions
-                .finish(&task_id, status, &reason, error.as_deref())
-                .await
-        }
+        Some(End { reason, error }) => sessions.finish(&task_id, reason, error.as_deref()).await,
         None => {
             let why = exit.map_or_else(
                 || "the worker stopped answering".to_owned(),
                 |e| e.describe(),
             );
             sessions
-                .finish(&task_id, Status::Failed, "worker_exited", Some(&why))
+                .finish(&task_id, EndReason::WorkerExited, Some(&why))
                 .await
         }
     };
@@ -139,7 +134,11 @@ async fn apply(
     let metrics = sessions.metrics();
     match ev.kind? {
         event::Kind::Joined(j) => {
-            tracing::info!(join_ms = j.join_ms, codec = %j.video_codec, "worker joined the room");
+            tracing::info!(
+                join_ms = j.join_ms,
+                codec = j.video_codec().name(),
+                "worker joined the room"
+            );
         }
         event::Kind::FirstFrame(f) => {
             let since_launch = launched_at.elapsed();
@@ -194,10 +193,9 @@ async fn apply(
             }
             metrics.render_seconds.set(s.render_ms_per_frame / 1e3);
         }
-        event::Kind::Prepared(_) => {}
         event::Kind::Ended(e) => {
             return Some(End {
-                reason: e.reason,
+                reason: e.reason().into(),
                 error: (!e.error.is_empty()).then_some(e.error),
             });
         }

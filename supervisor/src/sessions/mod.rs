@@ -1,27 +1,29 @@
 //! The life of a session as the API sees it: admission, handing it to a worker, stop, the end, and waiting
 //! for the end. [`drive`] follows one running session's worker until it is over; [`repeat`] answers a launch
-//! for a room whose avatar already has a live session.
+//! for a room whose avatar already has a live session; [`error`] says why a launch did not start one.
 
 mod drive;
+mod error;
 mod figures;
 mod repeat;
+
+pub use error::{LaunchError, Refusal};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lipcast_proto::{ERROR_CODE_KEY, SessionSettings, StartSessionRequest};
+use lipcast_proto::{ERROR_CODE_KEY, PortraitRefusal, SessionSettings, StartSessionRequest};
 use rand::Rng;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::http::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, Worker};
 use crate::portrait::Portrait;
-use crate::store::{Admission, NewTask, Status, StoreError, Task, TaskStore};
+use crate::store::{Admission, EndReason, NewTask, StoreError, Task, TaskStore};
 
 /// A validated launch; the LiveKit token lives only here and in the worker, never in the store.
 pub struct Launch {
@@ -60,39 +62,26 @@ struct Inner {
     running: Mutex<HashMap<String, Running>>,
 }
 
-/// A worker's refusal of a portrait (INVALID_ARGUMENT) as the caller's 400.
-fn portrait_refused(status: &tonic::Status) -> ApiError {
-    let code = status
+/// A worker's refusal of a portrait (INVALID_ARGUMENT): the caller's fault.
+fn portrait_refused(status: &tonic::Status) -> LaunchError {
+    let refusal = status
         .metadata()
         .get(ERROR_CODE_KEY)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("invalid_image");
-    let code = if code == "no_face" {
-        ErrorCode::NoFace
-    } else {
-        ErrorCode::InvalidImage
+        .and_then(PortraitRefusal::from_str_name);
+    let refusal = match refusal {
+        Some(PortraitRefusal::NoFace) => Refusal::NoFace,
+        _ => Refusal::InvalidImage,
     };
     let detail = status.message().to_owned();
     tracing::info!(%detail, "portrait refused");
-    ApiError::bad_request(code, detail)
+    LaunchError::PortraitRefused { refusal, detail }
 }
 
 /// 12 lowercase hex characters.
 fn new_task_id() -> String {
     let n: u64 = rand::rng().random();
     format!("{:012x}", n & 0xffff_ffff_ffff)
-}
-
-/// The final status of a session that ended with `reason`.
-pub fn status_for(reason: &str) -> Status {
-    use lipcast_proto::end_reason as r;
-    match reason {
-        r::AGENT_LEFT | r::REMOVED | r::ROOM_CLOSED | r::IDLE | r::MAX_DURATION => {
-            Status::Completed
-        }
-        r::STOPPED => Status::Cancelled,
-        _ => Status::Failed,
-    }
 }
 
 impl Sessions {
@@ -144,9 +133,9 @@ impl Sessions {
 
     /// Admits a launch and hands it to a worker, which prepares the portrait before this returns. Returns the
     /// new task (`true`), or the active task of the same room and identity (`false`; the plugin retries).
-    pub async fn launch(&self, launch: Launch) -> Result<(Task, bool), ApiError> {
+    pub async fn launch(&self, launch: Launch) -> Result<(Task, bool), LaunchError> {
         if self.shutting_down() {
-            return Err(ApiError::not_ready("the server is shutting down"));
+            return Err(LaunchError::ShuttingDown);
         }
         let max = self.inner.config.max_sessions;
         let new = NewTask {
@@ -166,7 +155,7 @@ impl Sessions {
                 return self.repeated(task, &launch).await;
             }
             Ok(Admission::AtCapacity { active }) => {
-                return Err(ApiError::at_capacity(active, max));
+                return Err(LaunchError::AtCapacity { active, max });
             }
             Err(e) => return Err(e.into()),
         };
@@ -198,18 +187,18 @@ impl Sessions {
             agent_join_timeout_s: secs(c.agent_join_timeout),
             connect_timeout_s: secs(c.livekit_connect_timeout),
             video_max_bitrate: c.video_max_bitrate,
-            video_codec: c.video_codec.clone(),
+            video_codec: lipcast_proto::VideoCodec::from(c.video_codec).into(),
             audio_sample_rate: c.audio_sample_rate,
             seed: rand::rng().random(),
         }
     }
 
-    async fn hand_to_worker(&self, task: &Task, launch: Launch) -> Result<(), ApiError> {
+    async fn hand_to_worker(&self, task: &Task, launch: Launch) -> Result<(), LaunchError> {
         let launched_at = Instant::now();
         let within = Duration::from_secs(self.inner.config.launch_timeout_seconds.max(1));
         let (ready, source) =
             self.inner.pool.acquire(within).await.map_err(|e| {
-                ApiError::not_ready(format!("no worker could take the session: {e}"))
+                LaunchError::NotReady(format!("no worker could take the session: {e}"))
             })?;
         let worker = ready.worker.clone();
         worker.assign(&task.task_id, &self.inner.store).await;
@@ -222,7 +211,6 @@ impl Sessions {
                 .portrait
                 .map(|p| p.bytes.to_vec())
                 .unwrap_or_default(),
-            prompt: launch.prompt.unwrap_or_default(),
             settings: Some(self.settings()),
         };
         let mut client = worker.client.clone();
@@ -236,14 +224,14 @@ impl Sessions {
             }
             Ok(Err(status)) => {
                 worker.kill_for("excess", &self.inner.metrics).await;
-                return Err(ApiError::internal(
-                    "the worker failed to start the session",
-                    status.message(),
-                ));
+                return Err(LaunchError::Internal {
+                    context: "the worker failed to start the session",
+                    cause: status.message().to_owned(),
+                });
             }
             Err(_) => {
                 worker.kill_for("hung", &self.inner.metrics).await;
-                return Err(ApiError::not_ready(format!(
+                return Err(LaunchError::NotReady(format!(
                     "the worker did not prepare the portrait within {within:?}"
                 )));
             }
@@ -287,9 +275,7 @@ impl Sessions {
 
     /// Stops a session (`cancelled`). `None` for an unknown id; a task that already ended is returned as is.
     pub async fn stop(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
-        let ended = self
-            .finish(task_id, Status::Cancelled, "stopped", None)
-            .await?;
+        let ended = self.finish(task_id, EndReason::Stopped, None).await?;
         if let Some(r) = self.running().get(task_id) {
             r.stop.cancel();
         }
@@ -303,20 +289,16 @@ impl Sessions {
     pub async fn finish(
         &self,
         task_id: &str,
-        status: Status,
-        reason: &str,
+        reason: EndReason,
         error: Option<&str>,
     ) -> Result<Option<Task>, StoreError> {
-        let ended = self
-            .inner
-            .store
-            .finish(task_id, status, reason, error)
-            .await?;
+        let ended = self.inner.store.finish(task_id, reason, error).await?;
+        let status = reason.status();
         if let Some(task) = &ended {
             tracing::info!(
                 task_id,
                 status = status.as_str(),
-                reason,
+                reason = reason.as_str(),
                 error,
                 "task ended"
             );
@@ -363,11 +345,14 @@ impl Sessions {
     }
 
     /// Ends every active task with `reason`, e.g. those a previous run left behind.
-    pub async fn fail_all_active(&self, reason: &str, error: &str) -> Result<usize, StoreError> {
+    pub async fn fail_all_active(
+        &self,
+        reason: EndReason,
+        error: &str,
+    ) -> Result<usize, StoreError> {
         let active = self.inner.store.active().await?;
         for task in &active {
-            self.finish(&task.task_id, Status::Failed, reason, Some(error))
-                .await?;
+            self.finish(&task.task_id, reason, Some(error)).await?;
         }
         Ok(active.len())
     }
@@ -376,7 +361,7 @@ impl Sessions {
     pub async fn shutdown(&self, within: Duration) -> Result<usize, StoreError> {
         self.inner.shutting_down.store(true, Ordering::Release);
         let ended = self
-            .fail_all_active("supervisor_shutdown", "the supervisor shut down")
+            .fail_all_active(EndReason::SupervisorShutdown, "the supervisor shut down")
             .await?;
         let workers: Vec<Arc<Worker>> = {
             let running = self.running();
@@ -424,15 +409,5 @@ mod tests {
                     .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
             );
         }
-    }
-
-    #[test]
-    fn reasons_map_to_statuses() {
-        use super::{Status, status_for};
-        assert_eq!(status_for("agent_left"), Status::Completed);
-        assert_eq!(status_for("idle"), Status::Completed);
-        assert_eq!(status_for("stopped"), Status::Cancelled);
-        assert_eq!(status_for("disconnected"), Status::Failed);
-        assert_eq!(status_for("anything else"), Status::Failed);
     }
 }

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use lipcast_proto::CheckPortraitRequest;
 
-use super::{Launch, Sessions, portrait_refused};
-use crate::http::error::ApiError;
+use super::{Launch, LaunchError, Sessions, portrait_refused};
 use crate::pool::Worker;
 use crate::store::Task;
 
@@ -22,7 +21,7 @@ impl Sessions {
         &self,
         task: Task,
         launch: &Launch,
-    ) -> Result<(Task, bool), ApiError> {
+    ) -> Result<(Task, bool), LaunchError> {
         if task.portrait_sha256 == launch.portrait_key {
             tracing::info!(task_id = %task.task_id, room = %task.room_name,
                 "repeated launch: returning the active task");
@@ -33,19 +32,19 @@ impl Sessions {
         }
         tracing::info!(task_id = %task.task_id, room = %task.room_name,
             "a different launch for a room with a live session: room_busy");
-        Err(ApiError::room_busy(
-            task.task_id.clone(),
-            format!(
+        Err(LaunchError::RoomBusy {
+            task_id: task.task_id.clone(),
+            detail: format!(
                 "room {:?} already has a live avatar session ({}) for this identity with another portrait; \
                  stop it first (POST /tasks/{}/stop), or send the same request again to get it",
                 task.room_name, task.task_id, task.task_id
             ),
-        ))
+        })
     }
 
     /// Has a worker judge `portrait` (face, size) without starting anything: the live session's own worker,
     /// else a warm one (given back after). `Err` only when the portrait is refused.
-    async fn check_portrait(&self, task: &Task, portrait: Vec<u8>) -> Result<(), ApiError> {
+    async fn check_portrait(&self, task: &Task, portrait: Vec<u8>) -> Result<(), LaunchError> {
         let within = Duration::from_secs(self.inner.config.launch_timeout_seconds.max(1));
         let request = CheckPortraitRequest { portrait };
         let deadline = Instant::now() + within;
@@ -76,7 +75,7 @@ async fn check_on(
     worker: &Worker,
     request: CheckPortraitRequest,
     within: Duration,
-) -> Result<(), ApiError> {
+) -> Result<(), LaunchError> {
     let mut client = worker.client.clone();
     match tokio::time::timeout(within, client.check_portrait(request)).await {
         Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {

@@ -3,7 +3,7 @@
 mod task;
 mod workers;
 
-pub use task::{Status, Task};
+pub use task::{EndReason, Status, Task};
 pub use workers::WorkerRow;
 
 use std::path::Path;
@@ -204,21 +204,19 @@ impl TaskStore {
         Ok(())
     }
 
-    /// Move an active task to a terminal status. Returns the updated task, or `None` when the task
-    /// does not exist or had already ended (the first ending wins).
+    /// Move an active task to the terminal status its end gives. Returns the updated task, or `None` when the
+    /// task does not exist or had already ended (the first ending wins).
     pub async fn finish(
         &self,
         task_id: &str,
-        status: Status,
-        reason: &str,
+        reason: EndReason,
         error: Option<&str>,
     ) -> Result<Option<Task>, StoreError> {
-        debug_assert!(status.is_terminal());
         let done = sqlx::query(
             "UPDATE tasks SET status = ?, completed_at = ?, end_reason = ?, error = ? \
              WHERE task_id = ? AND status IN ('pending', 'running')",
         )
-        .bind(status.as_str())
+        .bind(reason.status())
         .bind(clock::now())
         .bind(reason)
         .bind(error)

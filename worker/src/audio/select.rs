@@ -37,13 +37,10 @@ impl fmt::Display for FrontendKind {
 }
 
 impl FrontendKind {
-    /// The front end to use: `setting` (the value of `AUDIO_FRONTEND`, if set and not empty) wins; otherwise the
-    /// pack's `frontend` (validated when the pack loaded).
-    pub fn resolve(setting: Option<&str>, pack: &ModelPack) -> Result<Self, FrontendError> {
-        match setting.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => s.parse(),
-            None => Ok(pack.manifest.frontend()),
-        }
+    /// The front end to use: `setting` (`AUDIO_FRONTEND`, when set) wins; otherwise the pack's `frontend`
+    /// (validated when the pack loaded).
+    pub fn resolve(setting: Option<FrontendKind>, pack: &ModelPack) -> Self {
+        setting.unwrap_or_else(|| pack.manifest.frontend())
     }
 }
 

@@ -1,9 +1,9 @@
 //! `Benchmark` and `TestFrame`: the real feature and render path on synthetic speech (no LiveKit).
 
-use lipcast_proto::{BenchmarkReply, TestFrameReply};
+use lipcast_proto::{AudioFrontend, BenchmarkReply, TestFrameReply};
 
 use super::prepared::{LoadError, Prepared};
-use crate::audio::synth;
+use crate::audio::{FrontendKind, synth};
 
 /// Upper bound on iterations, so one request cannot hold a worker for minutes.
 pub const MAX_ITERATIONS: u32 = 2_000;
@@ -25,7 +25,7 @@ pub fn benchmark(prepared: &Prepared, iterations: u32) -> Result<BenchmarkReply,
         fps: t.frames_per_second(),
         vram_gb: 0.0,
         gpu: prepared.reply.gpu.clone(),
-        device: prepared.reply.device.clone(),
+        device: prepared.reply.device().name().to_owned(),
         cpu: prepared.reply.cpu.clone(),
         stages: t.per_frame.into_iter().chain(t.other).collect(),
         width: portrait.width(),
@@ -63,8 +63,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: u32,
     /// Audio front end (network or dsp; default: the pack's).
-    #[arg(long, default_value = "")]
-    pub frontend: String,
+    #[arg(long)]
+    pub frontend: Option<FrontendKind>,
     /// Model pack folder (default: the built-in pack), e.g. a generator pack.
     #[arg(long)]
     pub pack: Option<std::path::PathBuf>,
@@ -80,9 +80,14 @@ pub struct BenchArgs {
 pub fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     let prepared = Prepared::load(&lipcast_proto::PrepareRequest {
-        device: "cpu".into(),
+        device: lipcast_proto::Device::Cpu.into(),
         intra_threads: args.threads,
-        audio_frontend: args.frontend.clone(),
+        audio_frontend: match args.frontend {
+            None => AudioFrontend::Pack,
+            Some(FrontendKind::Network) => AudioFrontend::Network,
+            Some(FrontendKind::Dsp) => AudioFrontend::Dsp,
+        }
+        .into(),
         pack_dir: args
             .pack
             .as_ref()
@@ -123,7 +128,7 @@ pub fn run_cli(args: &BenchArgs) -> anyhow::Result<()> {
         serde_json::json!({
             "iterations": r.iterations, "avg_ms": r.avg_ms, "fps": r.fps, "stages_ms": stages,
             "device": r.device, "cpu": r.cpu, "width": r.width, "height": r.height,
-            "audio_frontend": prepared.reply.audio_frontend, "threads": args.threads,
+            "audio_frontend": prepared.reply.audio_feature, "threads": args.threads,
             "pack": prepared.reply.pack_name, "frames_per_generate": r.frames_per_generate,
         })
     );

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use lipcast_proto::{PrepareReply, PrepareRequest};
+use lipcast_proto::{AudioFrontend, Device as ProtoDevice, PrepareReply, PrepareRequest};
 
 use crate::animation::{Animation, AnimationError, Animator, Generator, PackContext, Warp};
 use crate::audio::{FrontendError, FrontendKind};
 use crate::avatar::render::RenderOptions;
 use crate::avatar::{FaceModels, PrepareError, PrepareOptions, PreparedPortrait, Renderer};
-use crate::model::{Device, FileRole, ModelPack, Runtime, RuntimeConfig};
+use crate::model::{ActiveDevice, Device, FileRole, ModelPack, Runtime, RuntimeConfig};
 
 /// Frames timed after the warm-up to measure the pack's speed (a generator rounds up to whole batches). Few, so
 /// the check costs the built-in pack milliseconds; after the warm-up, so first-call costs are not counted.
@@ -53,10 +53,10 @@ impl Prepared {
     /// frames are rendered.
     pub fn load(req: &PrepareRequest) -> Result<Self, LoadError> {
         let t0 = Instant::now();
-        let device: Device = if req.device.is_empty() {
-            Device::Auto
-        } else {
-            req.device.parse()?
+        let device = match req.device() {
+            ProtoDevice::Auto => Device::Auto,
+            ProtoDevice::Cuda => Device::Cuda,
+            ProtoDevice::Cpu => Device::Cpu,
         };
         let runtime = Runtime::new(RuntimeConfig {
             device,
@@ -71,7 +71,14 @@ impl Prepared {
         let animation: Box<dyn Animation> = match &pack.manifest.generator {
             Some(spec) => Box::new(Generator::load(&runtime, &pack, spec)?),
             None => Box::new(Warp::new(
-                FrontendKind::resolve(Some(&req.audio_frontend), &pack)?,
+                FrontendKind::resolve(
+                    match req.audio_frontend() {
+                        AudioFrontend::Pack => None,
+                        AudioFrontend::Network => Some(FrontendKind::Network),
+                        AudioFrontend::Dsp => Some(FrontendKind::Dsp),
+                    },
+                    &pack,
+                ),
                 &runtime,
                 &pack,
             )?),
@@ -95,21 +102,21 @@ impl Prepared {
         let path = crate::model::pack::default_portrait().ok_or(LoadError::NoDefaultPortrait)?;
         let bytes = std::fs::read(path)?;
         let default_portrait = face.prepare(&bytes, &options)?;
-        let device = runtime
-            .active_device()
-            .map_or("cpu", |d| d.as_str())
-            .to_owned();
+        let device = match runtime.active_device() {
+            Some(ActiveDevice::Cuda) => ProtoDevice::Cuda,
+            Some(ActiveDevice::Cpu) | None => ProtoDevice::Cpu,
+        };
         let fps = pack.manifest.fps;
         let prepared = Self {
             reply: PrepareReply {
-                device,
+                device: device.into(),
                 pack_name: pack.manifest.name.clone(),
                 pack_version: pack.manifest.version.clone(),
                 load_ms,
                 warmup_ms: 0.0,
                 cpu: crate::procstat::cpu_model(),
                 gpu: String::new(),
-                audio_frontend: animation.audio_feature(),
+                audio_feature: animation.audio_feature(),
                 frames_per_second: 0.0,
                 session_fps: fps,
             },

@@ -3,14 +3,14 @@
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use lipcast_proto::worker_server::Worker;
 use lipcast_proto::{
     BenchmarkReply, BenchmarkRequest, CONTRACT_VERSION, CheckPortraitReply, CheckPortraitRequest,
-    ERROR_CODE_KEY, Event, EventsRequest, HealthReply, HealthRequest, PrepareReply, PrepareRequest,
-    StartSessionReply, StartSessionRequest, StopReply, StopRequest, TestFrameReply,
-    TestFrameRequest, WorkerState, event,
+    ERROR_CODE_KEY, Event, EventsRequest, HealthReply, HealthRequest, PortraitRefusal,
+    PrepareReply, PrepareRequest, StartSessionReply, StartSessionRequest, StopReply, StopRequest,
+    TestFrameReply, TestFrameRequest, VideoCodec, WorkerState, event,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_stream::Stream;
@@ -48,12 +48,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
-}
-
 impl Shared {
     pub fn new(exit: CancellationToken) -> Arc<Self> {
         let (tx, rx) = unbounded_channel();
@@ -69,18 +63,15 @@ impl Shared {
 
     fn emit(&self, kind: event::Kind) {
         if let Some(tx) = lock(&self.events_tx).as_ref() {
-            let _ = tx.send(Event {
-                at_unix_ms: unix_ms(),
-                kind: Some(kind),
-            });
+            let _ = tx.send(Event { kind: Some(kind) });
         }
     }
 
     /// Last event: the session (or the idle worker) is over. Closes the stream and lets the server exit.
-    fn end(&self, reason: &str, error: Option<String>) {
+    fn end(&self, reason: lipcast_proto::EndReason, error: Option<String>) {
         *lock(&self.phase) = Phase::Ending;
         self.emit(event::Kind::Ended(lipcast_proto::Ended {
-            reason: reason.to_owned(),
+            reason: reason.into(),
             error: error.unwrap_or_default(),
         }));
         lock(&self.events_tx).take();
@@ -101,7 +92,7 @@ impl Shared {
                     stop.cancel();
                 }
             }
-            Phase::Starting | Phase::Prepared => self.end(lipcast_proto::end_reason::STOPPED, None),
+            Phase::Starting | Phase::Prepared => self.end(lipcast_proto::EndReason::Stopped, None),
             Phase::Ending => {}
         }
     }
@@ -140,21 +131,22 @@ impl WorkerService {
 /// the fault is ours).
 fn portrait_refusal(err: PrepareError) -> Status {
     match err {
-        PrepareError::NoFaceDetected => refusal("no_face", "No face detected".into()),
-        PrepareError::Unusable(why) => refusal("unusable_portrait", why),
+        PrepareError::NoFaceDetected => refusal(PortraitRefusal::NoFace, "No face detected".into()),
+        PrepareError::Unusable(why) => refusal(PortraitRefusal::UnusablePortrait, why),
         PrepareError::Decode(e) => refusal(
-            "invalid_image",
+            PortraitRefusal::InvalidImage,
             format!("could not decode the portrait: {e}"),
         ),
         e @ PrepareError::Model(_) => Status::internal(e.to_string()),
     }
 }
 
-fn refusal(code: &str, message: String) -> Status {
+fn refusal(code: PortraitRefusal, message: String) -> Status {
     let mut status = Status::invalid_argument(message);
-    if let Ok(v) = code.parse() {
-        status.metadata_mut().insert(ERROR_CODE_KEY, v);
-    }
+    status.metadata_mut().insert(
+        ERROR_CODE_KEY,
+        tonic::metadata::MetadataValue::from_static(code.as_str_name()),
+    );
     status
 }
 
@@ -174,10 +166,9 @@ fn settings_from(req: Option<&lipcast_proto::SessionSettings>, fps: u32) -> Sett
         } else {
             d.video_max_bitrate
         },
-        video_codec: if s.video_codec.eq_ignore_ascii_case("vp8") {
-            VideoCodecChoice::Vp8
-        } else {
-            VideoCodecChoice::H264
+        video_codec: match s.video_codec() {
+            VideoCodec::Vp8 => VideoCodecChoice::Vp8,
+            VideoCodec::H264 => VideoCodecChoice::H264,
         },
         audio_sample_rate: match s.audio_sample_rate {
             8_000..=48_000 => s.audio_sample_rate,
@@ -195,7 +186,11 @@ fn session_event(ev: SessionEvent) -> event::Kind {
             video_codec,
         } => event::Kind::Joined(p::Joined {
             join_ms,
-            video_codec,
+            video_codec: match video_codec {
+                VideoCodecChoice::H264 => VideoCodec::H264,
+                VideoCodecChoice::Vp8 => VideoCodec::Vp8,
+            }
+            .into(),
         }),
         SessionEvent::FirstFrame { since_start_ms } => {
             event::Kind::FirstFrame(p::FirstFrame { since_start_ms })
@@ -231,7 +226,6 @@ fn session_event(ev: SessionEvent) -> event::Kind {
             render_ms_per_frame: s.render_ms_per_frame,
             rss_bytes: s.rss_bytes,
             cpu_seconds: s.cpu_seconds,
-            queued_audio_ms: s.queued_audio_ms,
         }),
     }
 }
@@ -263,7 +257,6 @@ impl Worker for WorkerService {
             pid: std::process::id(),
             rss_bytes: crate::procstat::rss_bytes(),
             cpu_seconds: crate::procstat::cpu_seconds(),
-            gpu_memory_bytes: 0,
         }))
     }
 
@@ -294,14 +287,10 @@ impl Worker for WorkerService {
             }
         }
         tracing::info!(
-            device = %reply.device, pack = %reply.pack_name, load_ms = reply.load_ms,
+            device = reply.device().name(), pack = %reply.pack_name, load_ms = reply.load_ms,
             warmup_ms = reply.warmup_ms, frames_per_second = reply.frames_per_second,
             session_fps = reply.session_fps, "model pack loaded and warmed up"
         );
-        self.shared
-            .emit(event::Kind::Prepared(lipcast_proto::Prepared {
-                device: reply.device.clone(),
-            }));
         Ok(Response::new(reply))
     }
 
@@ -379,19 +368,16 @@ impl Worker for WorkerService {
                 };
                 let outcome = session::run(spec, animator, ev_tx, stop).await;
                 let _ = forward.await;
+                let reason = lipcast_proto::EndReason::from(outcome.reason);
                 match &outcome.error {
-                    Some(e) => tracing::warn!(reason = outcome.reason.as_str(), error = %e, "session ended"),
-                    None => tracing::info!(reason = outcome.reason.as_str(), "session ended"),
+                    Some(e) => tracing::warn!(reason = reason.code(), error = %e, "session ended"),
+                    None => tracing::info!(reason = reason.code(), "session ended"),
                 }
-                shared.end(outcome.reason.as_str(), outcome.error);
+                shared.end(reason, outcome.error);
             }
             .instrument(span),
         );
-        Ok(Response::new(StartSessionReply {
-            width,
-            height,
-            prepare_ms,
-        }))
+        Ok(Response::new(StartSessionReply {}))
     }
 
     type EventsStream = EventStream;

@@ -89,7 +89,10 @@ impl std::fmt::Debug for SessionSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
     /// Connected to the room and both tracks are published.
-    Joined { join_ms: u32, video_codec: String },
+    Joined {
+        join_ms: u32,
+        video_codec: VideoCodecChoice,
+    },
     /// The first video frame was captured on the published track.
     FirstFrame { since_start_ms: u32 },
     /// The agent this avatar serves is in the room.
@@ -125,7 +128,6 @@ pub struct SessionStats {
     pub render_ms_per_frame: f64,
     pub rss_bytes: u64,
     pub cpu_seconds: f64,
-    pub queued_audio_ms: f32,
 }
 
 /// Why a session ended.
@@ -146,19 +148,19 @@ pub enum EndReason {
     Error,
 }
 
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        use lipcast_proto::end_reason as r;
-        match self {
-            EndReason::AgentLeft => r::AGENT_LEFT,
-            EndReason::Removed => r::REMOVED,
-            EndReason::RoomClosed => r::ROOM_CLOSED,
-            EndReason::Disconnected => r::DISCONNECTED,
-            EndReason::Idle => r::IDLE,
-            EndReason::MaxDuration => r::MAX_DURATION,
-            EndReason::Stopped => r::STOPPED,
-            EndReason::AgentTimeout => r::AGENT_TIMEOUT,
-            EndReason::Error => r::ERROR,
+impl From<EndReason> for lipcast_proto::EndReason {
+    fn from(r: EndReason) -> Self {
+        use lipcast_proto::EndReason as P;
+        match r {
+            EndReason::AgentLeft => P::AgentLeft,
+            EndReason::Removed => P::Removed,
+            EndReason::RoomClosed => P::RoomClosed,
+            EndReason::Disconnected => P::Disconnected,
+            EndReason::Idle => P::Idle,
+            EndReason::MaxDuration => P::MaxDuration,
+            EndReason::Stopped => P::Stopped,
+            EndReason::AgentTimeout => P::AgentTimeout,
+            EndReason::Error => P::Error,
         }
     }
 }
@@ -307,7 +309,7 @@ async fn publish_and_run(
     );
     let _ = events.send(SessionEvent::Joined {
         join_ms: ms(room.join_time()),
-        video_codec: format!("{:?}", video.codec()).to_ascii_lowercase(),
+        video_codec: video.codec(),
     });
 
     let mut receiver = AvatarReceiver::new(room, room_events);
@@ -369,7 +371,7 @@ async fn publish_and_run(
         }
     };
     tracing::info!(
-        reason = outcome.reason.as_str(),
+        reason = ?outcome.reason,
         error = outcome.error.as_deref(),
         "session ending"
     );

@@ -193,12 +193,6 @@ impl Playout {
         front
     }
 
-    /// Audio queued ahead of the playout position, ms.
-    pub fn queued_ms(&self) -> f32 {
-        let samples: usize = self.segments.iter().map(|s| s.out.len()).sum();
-        samples as f32 * 1000.0 / self.cfg.out_rate.max(1) as f32
-    }
-
     /// True when a segment is being played or waits to be.
     pub fn busy(&self) -> bool {
         !self.segments.is_empty()

@@ -284,12 +284,10 @@ async fn run(
         }
         index += 1;
         if captured.duration_since(stats.since()) >= STATS_EVERY {
-            let _ = outputs.send(LoopOutput::Stats(stats.take(captured, queue.queued_ms())));
+            let _ = outputs.send(LoopOutput::Stats(stats.take(captured)));
         }
     }
-    let _ = outputs.send(LoopOutput::Stats(
-        stats.take(Instant::now(), queue.queued_ms()),
-    ));
+    let _ = outputs.send(LoopOutput::Stats(stats.take(Instant::now())));
 }
 
 fn apply(

@@ -62,7 +62,7 @@ impl StatsWindow {
     }
 
     /// Ends the window: its figures, plus process figures read now.
-    pub fn take(&mut self, now: Instant, queued_audio_ms: f32) -> SessionStats {
+    pub fn take(&mut self, now: Instant) -> SessionStats {
         let mut out = std::mem::take(&mut self.current);
         out.render_ms_per_frame = if self.rendered > 0 {
             self.render.as_secs_f64() * 1000.0 / f64::from(self.rendered)
@@ -71,7 +71,6 @@ impl StatsWindow {
         };
         out.rss_bytes = crate::procstat::rss_bytes();
         out.cpu_seconds = crate::procstat::cpu_seconds();
-        out.queued_audio_ms = queued_audio_ms;
         self.render = Duration::ZERO;
         self.rendered = 0;
         self.since = now;
@@ -91,12 +90,11 @@ mod tests {
             w.frame(t0 + Duration::from_millis(40) * i, Duration::from_millis(3));
         }
         w.dropped(2);
-        let s = w.take(t0 + Duration::from_secs(1), 120.0);
+        let s = w.take(t0 + Duration::from_secs(1));
         assert_eq!(s.frames, 5);
         assert_eq!(s.dropped_frames, 2);
         assert_eq!(s.frame_interval_ms.len(), 4);
         assert!(s.frame_interval_ms.iter().all(|v| (v - 40.0).abs() < 0.01));
-        assert_eq!(s.queued_audio_ms, 120.0);
-        assert!(w.take(t0, 0.0).frames == 0, "a new window starts empty");
+        assert!(w.take(t0).frames == 0, "a new window starts empty");
     }
 }

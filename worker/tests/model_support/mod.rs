@@ -199,7 +199,7 @@ pub fn run_python(python: &std::path::Path, script: &str, args: &[&str]) -> Stri
 /// A generator pack loaded the way a worker loads it (sha256s, sessions, the warm-up render), 2 threads.
 pub fn prepare_pack(dir: &std::path::Path) -> lipcast_worker::control::prepared::Prepared {
     lipcast_worker::control::prepared::Prepared::load(&lipcast_proto::PrepareRequest {
-        device: "cpu".into(),
+        device: lipcast_proto::Device::Cpu.into(),
         intra_threads: 2,
         pack_dir: dir.display().to_string(),
         ..Default::default()
