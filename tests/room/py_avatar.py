@@ -1,5 +1,5 @@
 """LiveKit's own Python avatar pattern, for the side-by-side benchmark: the `livekit` SDK (the same engine as
-lipcast) with an `AVSynchronizer`, publishing pre-rendered frames (made by `lipcast-worker bench
+lipcast) with an `AVSynchronizer`, publishing pre-rendered frames (made by `lipcast-render-bench
 --dump-frames`) and speech at 25 FPS, the way livekit-agents' AvatarRunner does. It renders nothing itself, so
 its CPU is the publishing path alone; the comparison with lipcast is therefore generous to it.
 

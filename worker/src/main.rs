@@ -19,8 +19,6 @@ struct Cli {
 enum Command {
     /// Serve the control API on a Unix socket until the session ends.
     Serve(lipcast_worker::control::ServeArgs),
-    /// Time the render pipeline (features, render, I420) on synthetic speech; prints JSON.
-    Bench(lipcast_worker::control::bench::BenchArgs),
 }
 
 fn init_logging() {
@@ -45,13 +43,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Bench(args) => match lipcast_worker::control::bench::run_cli(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("lipcast-worker bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Serve(args) => {
             // One session per process: two async threads and a few blocking ones (model load, portrait,
             // benchmark) are all it needs; the cap keeps a misbehaving session from spawning hundreds.

@@ -497,16 +497,16 @@ fn capacity(env: &TestEnv, o: &Opts) -> Vec<Row> {
 }
 
 fn stages(o: &Opts) -> (Vec<Row>, f64) {
-    let bin = paths::release_bin("lipcast-worker");
+    let bin = paths::release_bin("lipcast-render-bench");
     let mut totals = Vec::new();
     let (mut feat, mut render, mut i420) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..o.runs {
         let out = Command::new("taskset")
             .args(["-c", "0"])
             .arg(&bin)
-            .args(["bench", "--iterations", "500", "--threads", "1"])
+            .args(["--iterations", "500", "--threads", "1"])
             .output()
-            .unwrap_or_else(|e| panic!("lipcast-worker bench: {e}"));
+            .unwrap_or_else(|e| panic!("lipcast-render-bench: {e}"));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         totals.push(v["avg_ms"].as_f64().unwrap_or(f64::NAN));
         feat.push(v["stages_ms"]["features"].as_f64().unwrap_or(f64::NAN));
@@ -642,15 +642,8 @@ fn supervisor_load(env: &TestEnv, o: &Opts) -> Vec<Row> {
 fn side_by_side(env: &TestEnv, o: &Opts) -> Vec<Row> {
     let seconds = if o.quick { 10.0 } else { 30.0 };
     let frames = env.out_dir.join("frames.i420");
-    let st = Command::new(paths::release_bin("lipcast-worker"))
-        .args([
-            "bench",
-            "--iterations",
-            "10",
-            "--dump-count",
-            "250",
-            "--dump-frames",
-        ])
+    let st = Command::new(paths::release_bin("lipcast-render-bench"))
+        .args(["--iterations", "10", "--dump-count", "250", "--dump-frames"])
         .arg(&frames)
         .status()
         .unwrap_or_else(|e| panic!("{e}"));
