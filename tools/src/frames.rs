@@ -56,6 +56,9 @@ pub struct Figures {
     /// Share of bilabials closed.
     pub bilabials_closed: f32,
     pub bilabials: usize,
+    /// Median over the bilabials of the smallest gap on a frame of the phone or within one frame of it: how
+    /// near to closed the lips come when they miss.
+    pub bilabial_gap: f32,
     /// Largest frame-to-frame change of the gap in speech.
     pub max_step: f32,
     /// Inter-ocular distance in the output, pixels.
@@ -89,7 +92,7 @@ impl std::fmt::Display for Figures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "r {:.2} at lag {:+} (peak {:+}), opening p90-p10 {:.3} IOD in speech, {:.3} in silence, bilabials closed {:.0}% of {}, largest step {:.3}, IOD {:.0} px",
+            "r {:.2} at lag {:+} (peak {:+}), opening p90-p10 {:.3} IOD in speech, {:.3} in silence, bilabials closed {:.0}% of {} (median smallest gap {:.3}), largest step {:.3}, IOD {:.0} px",
             self.r,
             self.lag,
             self.peak_lag,
@@ -97,6 +100,7 @@ impl std::fmt::Display for Figures {
             self.silence_spread,
             100.0 * self.bilabials_closed,
             self.bilabials,
+            self.bilabial_gap,
             self.max_step,
             self.interocular_px
         )
@@ -281,14 +285,19 @@ pub fn figures(clips: &[TrackedClip], interocular_px: f32) -> Figures {
         .collect();
     let speech_spread = percentile(&mut speech, 0.9) - percentile(&mut speech, 0.1);
     let silence_spread = percentile(&mut silence, 0.9) - percentile(&mut silence, 0.1);
-    let (mut closed, mut total) = (0usize, 0usize);
-    for c in clips {
-        for &(a, b) in &c.bilabials {
-            total += 1;
-            let shut = (a..=b.min(c.gap.len() - 1)).any(|k| c.gap[k] <= CLOSED_GAP);
-            closed += usize::from(shut);
-        }
-    }
+    let mut smallest: Vec<f32> = clips
+        .iter()
+        .flat_map(|c| {
+            c.bilabials.iter().map(|&(a, b)| {
+                (a..=b.min(c.gap.len() - 1))
+                    .map(|k| c.gap[k])
+                    .fold(f32::INFINITY, f32::min)
+            })
+        })
+        .collect();
+    let total = smallest.len();
+    let closed = smallest.iter().filter(|g| **g <= CLOSED_GAP).count();
+    let bilabial_gap = percentile(&mut smallest, 0.5);
     let max_step = clips
         .iter()
         .flat_map(|c| {
@@ -310,6 +319,7 @@ pub fn figures(clips: &[TrackedClip], interocular_px: f32) -> Figures {
             closed as f32 / total as f32
         },
         bilabials: total,
+        bilabial_gap,
         max_step,
         interocular_px,
     }

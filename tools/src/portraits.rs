@@ -72,6 +72,20 @@ pub fn in_folder(dir: &Path) -> anyhow::Result<Vec<Portrait>> {
     Ok(out)
 }
 
+/// A small upload made from `portrait`: scaled down so its long side is `long_side` pixels (aspect kept), as a
+/// PNG, named `<name>-<long_side>`.
+pub fn downscaled(portrait: &Portrait, long_side: u32) -> anyhow::Result<Portrait> {
+    let img = decode_portrait(&portrait.bytes, long_side)
+        .with_context(|| format!("decoding portrait {}", portrait.name))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .context("encoding the small portrait")?;
+    Ok(Portrait {
+        name: format!("{}-{long_side}", portrait.name),
+        bytes: out.into_inner(),
+    })
+}
+
 /// The default portrait cropped to a square around the face (1.5 face heights), as a 512x512 PNG.
 fn closeup(models: &mut FaceModels, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
     let img = decode_portrait(bytes, 4096).context("decoding the default portrait")?;

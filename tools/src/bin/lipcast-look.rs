@@ -32,6 +32,12 @@ enum Command {
         /// Also print every frame of the first clip (parameters, tracked gap, loudness).
         #[arg(long)]
         verbose: bool,
+        /// Also measure each portrait as a small upload: scaled down to this long side, pixels (e.g. 200).
+        #[arg(long)]
+        small: Option<u32>,
+        /// Measure only the portraits of these names (e.g. `--only default --only armstrong`).
+        #[arg(long)]
+        only: Vec<String>,
     },
     /// Write contact sheets of speech frames to docs/look/<portrait>.png.
     Sheets {
@@ -63,7 +69,30 @@ enum Command {
         /// Crop around the mouth, face heights (0 = whole frame).
         #[arg(long, default_value_t = 0.45)]
         scale: f32,
+        /// Mark where the face mesh reads the inner lips on the rendered frame (green: upper, blue: lower; the
+        /// middle points 13 and 14 brighter), to see what the tracker's gap is measured between.
+        #[arg(long)]
+        marks: bool,
     },
+}
+
+/// Paints the mesh's inner-lip points onto `img`: upper lip green, lower lip blue, 13 and 14 brighter.
+fn mark_inner_lips(img: &mut image::RgbImage, points: &[[f32; 3]]) {
+    use lipcast_worker::avatar::landmarks as lm;
+    let mut dot = |i: usize, c: [u8; 3]| {
+        let (x, y) = (points[i][0].round(), points[i][1].round());
+        if x >= 0.0 && y >= 0.0 && (x as u32) < img.width() && (y as u32) < img.height() {
+            img.put_pixel(x as u32, y as u32, image::Rgb(c));
+        }
+    };
+    for &i in &lm::INNER_UPPER {
+        dot(i, [0, 160, 0]);
+    }
+    for &i in &lm::INNER_LOWER {
+        dot(i, [0, 0, 200]);
+    }
+    dot(lm::UPPER_LIP_INNER, [0, 255, 0]);
+    dot(lm::LOWER_LIP_INNER, [0, 120, 255]);
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +103,8 @@ fn main() -> anyhow::Result<()> {
             dir,
             max_long_side,
             verbose,
+            only,
+            small,
         } => {
             let (runtime, pack, mut models) = lipcast_tools::load_models()?;
             let max_long_side = match max_long_side {
@@ -83,6 +114,16 @@ fn main() -> anyhow::Result<()> {
             let mut all = portraits::committed(&mut models)?;
             if let Some(dir) = &dir {
                 all.extend(portraits::in_folder(dir)?);
+            }
+            if let Some(side) = small {
+                let smaller = all
+                    .iter()
+                    .map(|p| portraits::downscaled(p, side))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                all.extend(smaller);
+            }
+            if !only.is_empty() {
+                all.retain(|p| only.contains(&p.name));
             }
             for portrait in &all {
                 let prepared = match portraits::prepare(&mut models, portrait, max_long_side) {
@@ -183,6 +224,7 @@ fn main() -> anyhow::Result<()> {
             params,
             out,
             scale,
+            marks,
         } => {
             let (_, pack, mut models) = lipcast_tools::load_models()?;
             let bytes = std::fs::read(&portrait)
@@ -208,13 +250,25 @@ fn main() -> anyhow::Result<()> {
                 round: params[2],
                 closure: params[3],
             };
-            let frame = r.render(&mp, 0).to_rgb_image();
+            let mut frame = r.render(&mp, 0).to_rgb_image();
             let points = frames::Tracker::new(&p).track(&mut models, &frame)?;
+            if marks {
+                mark_inner_lips(&mut frame, &points);
+            }
             let (gap, iod) = frames::gap_of(&points);
             println!(
                 "inner-lip gap as the face mesh reads it: {gap:.3} IOD ({:.1} px; IOD {iod:.0} px, face height {:.0} px)",
                 gap * iod,
                 p.rig.face_height
+            );
+            let m = &p.rig.mouth;
+            println!(
+                "mouth at rest: half-width {:.1} px, upper lip {:.1} px, lower lip {:.1} px, gap in the middle {:.1} px, corners raised {:.1} px",
+                m.half_width,
+                m.upper_lip,
+                m.lower_lip,
+                m.rest_gap(0.0),
+                m.corner_lift()
             );
             let img = if scale > 0.0 {
                 let crop = portraits::face_square(&frame, &p, scale);

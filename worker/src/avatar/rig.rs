@@ -105,6 +105,13 @@ impl MouthFrame {
             .powf(0.7)
     }
 
+    /// How far the inner corners sit above the middle of the seam at rest, pixels (positive on a smile, about
+    /// zero on a neutral mouth, negative on a downturned one).
+    pub fn corner_lift(&self) -> f32 {
+        let n = self.seam.len();
+        self.seam[n / 2] - 0.5 * (self.seam[0] + self.seam[n - 1])
+    }
+
     /// Gap between the inner lips at rest at `u`, pixels.
     pub fn rest_gap(&self, u: f32) -> f32 {
         (self.at(&self.lower, u) - self.at(&self.upper, u)).max(0.0)
@@ -320,9 +327,56 @@ struct MouthFields<'a> {
     /// Half the jaw's width (between the jaw angles) and the chin's `v`.
     jaw_half: f32,
     chin_v: f32,
+    /// How much closure relaxes the portrait's smile, 0..=1 (see [`smile_relax`]).
+    relax: f32,
+}
+
+/// Share of an open mouth's gap the lower lip closes (the jaw lifts it); the upper lip comes down the rest.
+const LOWER_CLOSES: f32 = 0.7;
+/// How far closure lifts the jaw (lower lip, chin and jaw line together), in rest gaps at the middle of the
+/// mouth: more than the lips' gap, so the lower lip presses up under the upper one as lips press on /m b p/,
+/// and the chin comes up. Lips shut under a jaw left dropped still read as parted, to a viewer and to the face
+/// mesh (measured: the default's bilabials go from none to most closed).
+const JAW_CLOSES: f32 = 1.4;
+/// A relaxed closure brings the corners down by this share of how far the smile raises them, and in by this
+/// share of the mouth's width.
+const RELAX_DROP: f32 = 0.5;
+const RELAX_IN: f32 = 0.06;
+
+/// How much closure relaxes the portrait's smile: none on a neutral mouth or a slight smile (corners raised by
+/// up to a tenth of the mouth's half-width: those close as they are), fully on a broad one (a fifth and more).
+fn smile_relax(m: &MouthFrame) -> f32 {
+    smooth((m.corner_lift() / m.half_width - 0.1) / 0.1)
 }
 
 impl MouthFields<'_> {
+    /// Where closure relaxes a smile: the corners come in and down (both layers alike, so the lips stay
+    /// together), most at the corners, nothing in the middle, fading above and below the lips and beyond the
+    /// cheeks. A smile pressed shut still reads as parted lips (to a viewer and to the face mesh); a relaxed
+    /// mouth's closure does not.
+    fn relaxed_corners(&self, u: f32, v: f32) -> [f32; 2] {
+        if self.relax <= 0.0 {
+            return [0.0, 0.0];
+        }
+        let m = self.m;
+        let hw = m.half_width;
+        let t = (u / hw).clamp(-1.0, 1.0);
+        let fade = 1.0 - smooth((u.abs() - hw) / (1.2 * hw));
+        let across =
+            1.0 - smooth((v - m.at(&m.seam, u)).abs() / (1.4 * (m.upper_lip + m.lower_lip) + 2.0));
+        let k = self.relax * fade * across;
+        [
+            -RELAX_IN * self.mw * t * k,
+            RELAX_DROP * m.corner_lift() * t * t * k,
+        ]
+    }
+
+    /// Share of a lip's closing motion at `depth` pixels into the lip from its inner edge (`lip` thick): the
+    /// whole lip moves, the skin beyond it stretches.
+    fn closing_band(depth: f32, lip: f32) -> f32 {
+        1.0 - smooth((depth - lip) / (1.6 * lip + 1.0))
+    }
+
     /// How much of the jaw's motion a point of the lower face gets: the lower lip follows the opening profile
     /// (the corners are the hinge), the chin and jaw move as one, fading towards the jaw angles and below the
     /// chin (the neck and collar stay).
@@ -360,13 +414,6 @@ impl MouthFields<'_> {
         1.0 - smooth((depth - 0.6 * m.lower_lip) / (1.4 * m.lower_lip + 1.0))
     }
 
-    /// The upper lip's band, whatever `u`: 1 on the lip, fading towards the nose.
-    fn upper_lip_band(&self, u: f32, v: f32) -> f32 {
-        let m = self.m;
-        let height = (m.at(&m.upper, u) - v).max(0.0);
-        1.0 - smooth((height - 0.5 * m.upper_lip) / (1.6 * m.upper_lip + 1.0))
-    }
-
     /// Sideways share for width and rounding: the corners move most, the middle not at all, fading above and
     /// below the lips and beyond the cheeks.
     fn side_share(&self, u: f32, v: f32) -> f32 {
@@ -399,20 +446,22 @@ impl MouthFields<'_> {
                 };
                 [side, dv]
             }
-            // Closure brings the inner lips onto the seam (closing a mouth the portrait shows open) and presses.
+            // Closure brings the inner lips together (closing a mouth the portrait shows open: the jaw lifts the
+            // lower lip most of the way, see JAW_CLOSES), presses them, and relaxes a smile.
             (L_UPPER, B_CLOSURE) => {
-                let half_gap = (m.at(&m.seam, u) - m.at(&m.upper, u)).max(0.0);
-                [
-                    0.0,
-                    (half_gap + press * m.profile(u)) * self.upper_lip_band(u, v),
-                ]
+                let h = (m.at(&m.upper, u) - v).max(0.0);
+                let w = Self::closing_band(h, m.upper_lip);
+                let c = self.relaxed_corners(u, v);
+                let close = (1.0 - LOWER_CLOSES) * m.rest_gap(u) + press * m.profile(u);
+                [c[0], close * w + c[1]]
             }
             (L_LOWER, B_CLOSURE) => {
-                let half_gap = (m.at(&m.lower, u) - m.at(&m.seam, u)).max(0.0);
-                [
-                    0.0,
-                    -(half_gap + press * m.profile(u)) * self.lower_lip_band(u, v),
-                ]
+                let d = (v - m.at(&m.lower, u)).max(0.0);
+                let w = Self::closing_band(d, m.lower_lip);
+                let c = self.relaxed_corners(u, v);
+                let close = LOWER_CLOSES * m.rest_gap(u) + press * m.profile(u);
+                let jaw = JAW_CLOSES * m.rest_gap(0.0) * self.jaw_share(u, v);
+                [c[0], c[1] - (close * w).max(jaw)]
             }
             _ => [0.0, 0.0],
         }
@@ -450,6 +499,7 @@ impl WarpRig {
             mw,
             jaw_half,
             chin_v: mouth.local(p(lm::CHIN_BOTTOM))[1],
+            relax: smile_relax(&mouth),
         };
 
         // Eyelids and brows: control points with a displacement per basis, interpolated with Shepard weights
