@@ -37,6 +37,8 @@ pub use worker::{Ready, Worker, WorkerConfig, WorkerError};
 
 /// Longest pause between two attempts to start a worker after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long closing waits for workers still starting (the built-in pack loads in about a second).
+const STARTING_AT_CLOSE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -85,24 +87,39 @@ struct Inner {
     cfg: PoolConfig,
     /// The workers' configuration once the pool is open (the model pack is in place).
     worker: OnceLock<WorkerConfig>,
-    /// Why the pool is not open yet (or never will be).
-    waiting: Mutex<String>,
     store: TaskStore,
     metrics: Metrics,
     idle: Mutex<VecDeque<Ready>>,
     spawning: AtomicU32,
     next_id: AtomicU64,
     wake: Notify,
-    model_ready: AtomicBool,
     closed: AtomicBool,
-    failures: AtomicU32,
-    retry_at: Mutex<Option<Instant>>,
-    last_error: Mutex<Option<String>>,
-    /// Set when the first verified worker measured the pack too slow and `ALLOW_SLOW_PACK` is off: no worker
-    /// starts again, `/ready` and launches say why.
-    refused: OnceLock<String>,
-    /// Set when the pack is too slow but the operator opted in: said on `/ready` while serving.
-    slow_warning: OnceLock<String>,
+    /// What is known of the model pack and of the last attempts to start a worker.
+    pack: Mutex<PackState>,
+}
+
+/// The pool's knowledge of its model pack, behind one lock so `/ready` never reads a half-made change.
+#[derive(Debug, Default)]
+struct PackState {
+    /// Why the pool is not open yet (download progress), or never will be.
+    waiting: String,
+    verdict: Verdict,
+    /// Consecutive failed worker starts, when the next may be tried, and why the last one failed.
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// What the first worker that loaded the pack made of it; the first verdict stands until restart.
+#[derive(Debug, Default, Clone, PartialEq)]
+enum Verdict {
+    /// No worker has loaded the pack yet.
+    #[default]
+    Unverified,
+    /// Verified: sessions are served. `slow` says how slow when served anyway (`ALLOW_SLOW_PACK`).
+    Ready { slow: Option<String> },
+    /// Too slow for this device, and the operator did not opt in: no worker starts again.
+    Refused(String),
 }
 
 impl Pool {
@@ -125,20 +142,17 @@ impl Pool {
             inner: Arc::new(Inner {
                 cfg,
                 worker: OnceLock::new(),
-                waiting: Mutex::new(waiting),
                 store,
                 metrics,
                 idle: Mutex::new(VecDeque::new()),
                 spawning: AtomicU32::new(0),
                 next_id: AtomicU64::new(1),
                 wake: Notify::new(),
-                model_ready: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
-                failures: AtomicU32::new(0),
-                retry_at: Mutex::new(None),
-                last_error: Mutex::new(None),
-                refused: OnceLock::new(),
-                slow_warning: OnceLock::new(),
+                pack: Mutex::new(PackState {
+                    waiting,
+                    ..PackState::default()
+                }),
             }),
         }
     }
@@ -156,30 +170,34 @@ impl Pool {
         self.wake();
     }
 
-    /// Says why the pool is not open yet (download progress), or why it never will be (a failure).
-    pub fn set_waiting(&self, why: String) {
-        *self.inner.waiting.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    fn pack(&self) -> MutexGuard<'_, PackState> {
+        self.inner.pack.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Why `/ready` is not ready, in a sentence: the pack still downloading or failed, or the last worker
-    /// failure. `None` when the model is ready or nothing is known yet.
+    /// Says why the pool is not open yet (download progress), or why it never will be (a failure).
+    pub fn set_waiting(&self, why: String) {
+        self.pack().waiting = why;
+    }
+
+    /// Why `/ready` is not ready, in a sentence: the pack still downloading, failed or refused, or the last
+    /// worker failure. `None` when the model is ready or nothing is known yet.
     pub fn not_ready_reason(&self) -> Option<String> {
-        if let Some(refused) = self.inner.refused.get() {
-            return Some(refused.clone());
+        let open = self.inner.worker.get().is_some();
+        let pack = self.pack();
+        match &pack.verdict {
+            Verdict::Refused(why) => Some(why.clone()),
+            Verdict::Ready { .. } => None,
+            Verdict::Unverified if !open => Some(pack.waiting.clone()).filter(|w| !w.is_empty()),
+            Verdict::Unverified => pack.last_error.clone(),
         }
-        if self.model_ready() {
-            return None;
+    }
+
+    /// The pack's refusal, once it is refused for good.
+    fn refused(&self) -> Option<String> {
+        match &self.pack().verdict {
+            Verdict::Refused(why) => Some(why.clone()),
+            _ => None,
         }
-        if self.inner.worker.get().is_none() {
-            let why = self
-                .inner
-                .waiting
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            return Some(why).filter(|w| !w.is_empty());
-        }
-        self.last_error()
     }
 
     fn idle(&self) -> MutexGuard<'_, VecDeque<Ready>> {
@@ -188,21 +206,20 @@ impl Pool {
 
     /// True once a worker loaded and verified the model pack since start-up.
     pub fn model_ready(&self) -> bool {
-        self.inner.model_ready.load(Ordering::Acquire)
+        matches!(self.pack().verdict, Verdict::Ready { .. })
     }
 
     /// While serving a pack slower than its sessions play (`ALLOW_SLOW_PACK`): how slow.
     pub fn slow_warning(&self) -> Option<String> {
-        self.inner.slow_warning.get().cloned()
+        match &self.pack().verdict {
+            Verdict::Ready { slow } => slow.clone(),
+            _ => None,
+        }
     }
 
     /// Why the last worker could not start, if it could not.
     pub fn last_error(&self) -> Option<String> {
-        self.inner
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.pack().last_error.clone()
     }
 
     pub fn idle_count(&self) -> usize {
@@ -225,74 +242,96 @@ impl Pool {
                 "the model pack is not in place yet".to_owned(),
             ));
         };
-        if let Some(refused) = i.refused.get() {
-            return Err(WorkerError::TooSlow(refused.clone()));
+        if let Some(refused) = self.refused() {
+            return Err(WorkerError::TooSlow(refused));
         }
         let started = match Worker::start(self.next_id(), worker, &i.store, &i.metrics).await {
-            Ok(ready) if !self.model_ready() => self.judge_speed(ready).await,
-            other => other,
+            Ok(ready) => self.verified(ready).await,
+            Err(e) => Err(e),
         };
         match &started {
-            Ok(ready) => {
-                if !i.model_ready.swap(true, Ordering::AcqRel) {
-                    let p = ready.worker.prepared();
-                    tracing::info!(device = p.device().name(), pack = %p.pack_name, version = %p.pack_version,
-                        load_ms = p.load_ms, warmup_ms = p.warmup_ms,
-                        frames_per_second = p.frames_per_second, "model pack verified: ready");
-                    i.metrics.model_ready.set(1);
-                    i.metrics.set_build_info(p.device().name());
-                }
-                i.failures.store(0, Ordering::Release);
-                *i.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            Ok(_) => {
+                let mut pack = self.pack();
+                pack.failures = 0;
+                pack.last_error = None;
             }
             Err(WorkerError::TooSlow(_)) => {}
             Err(e) => {
-                let n = i.failures.fetch_add(1, Ordering::AcqRel) + 1;
-                let backoff =
-                    (Duration::from_secs(1) * 2u32.saturating_pow(n.min(5))).min(MAX_BACKOFF);
-                *i.retry_at.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Instant::now() + backoff);
-                *i.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                let backoff = {
+                    let mut pack = self.pack();
+                    pack.failures += 1;
+                    let backoff = (Duration::from_secs(1)
+                        * 2u32.saturating_pow(pack.failures.min(5)))
+                    .min(MAX_BACKOFF);
+                    pack.retry_at = Some(Instant::now() + backoff);
+                    pack.last_error = Some(e.to_string());
+                    backoff
+                };
                 tracing::error!(error = %e, retry_in_s = backoff.as_secs(), "a worker could not start");
             }
         }
         started
     }
 
-    /// The first verified worker's measured speed decides whether the pack is served: a pack slower than its
-    /// sessions play is refused for good (its worker stopped), unless `ALLOW_SLOW_PACK`.
-    async fn judge_speed(&self, ready: Ready) -> Result<Ready, WorkerError> {
+    /// A worker loaded the pack. The first one's verdict stands: its measured speed decides whether the pack
+    /// is served (a pack slower than its sessions play is refused for good, its worker stopped, unless
+    /// `ALLOW_SLOW_PACK`).
+    async fn verified(&self, ready: Ready) -> Result<Ready, WorkerError> {
         let i = &self.inner;
-        let Some(slow) = speed::too_slow(&ready.worker.prepared()) else {
-            return Ok(ready);
+        let p = ready.worker.prepared();
+        let verdict = match speed::too_slow(&p) {
+            None => Verdict::Ready { slow: None },
+            Some(slow) if i.cfg.allow_slow_pack => Verdict::Ready {
+                slow: Some(format!(
+                    "{slow}: served anyway (ALLOW_SLOW_PACK=true), with late frames"
+                )),
+            },
+            Some(slow) => Verdict::Refused(format!(
+                "{slow}: serve it on a faster device (a GPU), or set ALLOW_SLOW_PACK=true to serve it anyway \
+                 with late frames"
+            )),
         };
-        if i.cfg.allow_slow_pack {
-            tracing::warn!(why = %slow, "serving a model pack slower than real time (ALLOW_SLOW_PACK=true): \
-                sessions will show late frames");
-            let _ = i.slow_warning.set(format!(
-                "{slow}: served anyway (ALLOW_SLOW_PACK=true), with late frames"
-            ));
-            return Ok(ready);
+        let (verdict, first) = {
+            let mut pack = self.pack();
+            let first = pack.verdict == Verdict::Unverified;
+            if first {
+                pack.verdict = verdict;
+            }
+            (pack.verdict.clone(), first)
+        };
+        match verdict {
+            Verdict::Refused(why) => {
+                if first {
+                    tracing::error!(why = %why, "refusing the model pack: it is too slow for this device");
+                }
+                ready
+                    .worker
+                    .stop("too_slow", Duration::from_secs(5), &i.metrics)
+                    .await;
+                return Err(WorkerError::TooSlow(why));
+            }
+            Verdict::Ready { slow } if first => {
+                if let Some(slow) = slow {
+                    tracing::warn!(why = %slow, "serving a model pack slower than real time: sessions will \
+                        show late frames");
+                }
+                tracing::info!(device = p.device().name(), pack = %p.pack_name, version = %p.pack_version,
+                    load_ms = p.load_ms, warmup_ms = p.warmup_ms,
+                    frames_per_second = p.frames_per_second, "model pack verified: ready");
+                i.metrics.model_ready.set(1);
+                i.metrics.set_build_info(p.device().name());
+            }
+            // Judged already by the worker that was first.
+            Verdict::Ready { .. } | Verdict::Unverified => {}
         }
-        let refused = format!(
-            "{slow}: serve it on a faster device (a GPU), or set ALLOW_SLOW_PACK=true to serve it anyway \
-             with late frames"
-        );
-        tracing::error!(why = %refused, "refusing the model pack: it is too slow for this device");
-        let _ = i.refused.set(refused.clone());
-        ready
-            .worker
-            .stop("too_slow", Duration::from_secs(5), &i.metrics)
-            .await;
-        Err(WorkerError::TooSlow(refused))
+        Ok(ready)
     }
 
     /// Without prewarming: start one worker to verify the pack, then stop it.
     async fn verify(self) {
         loop {
             if self.inner.closed.load(Ordering::Acquire)
-                || self.model_ready()
-                || self.inner.refused.get().is_some()
+                || self.pack().verdict != Verdict::Unverified
             {
                 return;
             }
@@ -305,14 +344,9 @@ impl Pool {
                     return;
                 }
                 Err(_) => {
-                    let wait = self
-                        .inner
-                        .retry_at
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .map_or(Duration::from_secs(1), |t| {
-                            t.saturating_duration_since(Instant::now())
-                        });
+                    let wait = self.pack().retry_at.map_or(Duration::from_secs(1), |t| {
+                        t.saturating_duration_since(Instant::now())
+                    });
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -324,7 +358,7 @@ impl Pool {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PoolError::Closed);
         }
-        if self.inner.worker.get().is_none() || self.inner.refused.get().is_some() {
+        if self.inner.worker.get().is_none() || self.refused().is_some() {
             return Err(PoolError::NotOpen(self.not_ready_reason().unwrap_or_else(
                 || "the model pack is not in place yet".to_owned(),
             )));
@@ -404,7 +438,7 @@ impl Pool {
                 _ = self.inner.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            if self.inner.closed.load(Ordering::Acquire) || self.inner.refused.get().is_some() {
+            if self.inner.closed.load(Ordering::Acquire) || self.refused().is_some() {
                 return;
             }
             self.idle().retain(|r| r.worker.is_alive());
@@ -426,12 +460,7 @@ impl Pool {
                     self.inner.spawning.load(Ordering::Acquire),
                 )
             };
-            let may_retry = self
-                .inner
-                .retry_at
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_none_or(|t| Instant::now() >= t);
+            let may_retry = self.pack().retry_at.is_none_or(|t| Instant::now() >= t);
             if idle + spawning < target && may_retry {
                 for _ in 0..(target - idle - spawning) {
                     self.inner.spawning.fetch_add(1, Ordering::AcqRel);
@@ -447,11 +476,12 @@ impl Pool {
                                 pool.publish_count();
                             }
                             Ok(ready) => {
-                                pool.inner.spawning.fetch_sub(1, Ordering::AcqRel);
+                                // Stopped before it stops counting, so `close` can wait for it.
                                 ready
                                     .worker
                                     .stop("shutdown", Duration::from_secs(5), &pool.inner.metrics)
                                     .await;
+                                pool.inner.spawning.fetch_sub(1, Ordering::AcqRel);
                             }
                             Err(_) => {
                                 pool.inner.spawning.fetch_sub(1, Ordering::AcqRel);
@@ -488,6 +518,12 @@ impl Pool {
     pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.wake();
+        // Workers still starting stop themselves once ready (they see `closed`); wait for them, bounded, so
+        // none outlives a graceful shutdown. After this, nothing more joins the idle queue.
+        let deadline = Instant::now() + STARTING_AT_CLOSE;
+        while self.inner.spawning.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let idle: Vec<Ready> = self.idle().drain(..).collect();
         let stops = idle.into_iter().map(|r| {
             let metrics = self.inner.metrics.clone();
