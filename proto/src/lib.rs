@@ -36,21 +36,3 @@ impl VideoCodec {
         }
     }
 }
-
-impl EndReason {
-    /// The short code a task records as its `end_reason`.
-    pub fn code(self) -> &'static str {
-        match self {
-            EndReason::Unspecified => "unspecified",
-            EndReason::AgentLeft => "agent_left",
-            EndReason::Removed => "removed",
-            EndReason::RoomClosed => "room_closed",
-            EndReason::Disconnected => "disconnected",
-            EndReason::Idle => "idle",
-            EndReason::MaxDuration => "max_duration",
-            EndReason::Stopped => "stopped",
-            EndReason::AgentTimeout => "agent_timeout",
-            EndReason::Error => "error",
-        }
-    }
-}

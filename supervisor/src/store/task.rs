@@ -202,10 +202,7 @@ mod tests {
         assert_eq!(status(W::Stopped), Status::Cancelled);
         assert_eq!(status(W::Disconnected), Status::Failed);
         assert_eq!(status(W::Unspecified), Status::Failed);
-        assert_eq!(
-            EndReason::from(W::AgentTimeout).as_str(),
-            W::AgentTimeout.code()
-        );
+        assert_eq!(EndReason::from(W::AgentTimeout).as_str(), "agent_timeout");
         assert_eq!(EndReason::WorkerExited.status(), Status::Failed);
     }
 

@@ -368,12 +368,13 @@ impl Worker for WorkerService {
                 };
                 let outcome = session::run(spec, animator, ev_tx, stop).await;
                 let _ = forward.await;
-                let reason = lipcast_proto::EndReason::from(outcome.reason);
                 match &outcome.error {
-                    Some(e) => tracing::warn!(reason = reason.code(), error = %e, "session ended"),
-                    None => tracing::info!(reason = reason.code(), "session ended"),
+                    Some(e) => {
+                        tracing::warn!(reason = ?outcome.reason, error = %e, "session ended")
+                    }
+                    None => tracing::info!(reason = ?outcome.reason, "session ended"),
                 }
-                shared.end(reason, outcome.error);
+                shared.end(outcome.reason, outcome.error);
             }
             .instrument(span),
         );

@@ -22,6 +22,8 @@ use lipcast_livekit::{
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
+pub use lipcast_proto::EndReason;
+
 use crate::animation::Animator;
 use crate::protocol::types::RPC_CLEAR_BUFFER;
 use crate::protocol::{
@@ -130,41 +132,7 @@ pub struct SessionStats {
     pub cpu_seconds: f64,
 }
 
-/// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    AgentLeft,
-    Removed,
-    RoomClosed,
-    Disconnected,
-    /// No audio for `idle_timeout`.
-    Idle,
-    MaxDuration,
-    /// The supervisor asked (`Stop`).
-    Stopped,
-    /// The served agent never came.
-    AgentTimeout,
-    /// Something failed; see [`SessionOutcome::error`].
-    Error,
-}
-
-impl From<EndReason> for lipcast_proto::EndReason {
-    fn from(r: EndReason) -> Self {
-        use lipcast_proto::EndReason as P;
-        match r {
-            EndReason::AgentLeft => P::AgentLeft,
-            EndReason::Removed => P::Removed,
-            EndReason::RoomClosed => P::RoomClosed,
-            EndReason::Disconnected => P::Disconnected,
-            EndReason::Idle => P::Idle,
-            EndReason::MaxDuration => P::MaxDuration,
-            EndReason::Stopped => P::Stopped,
-            EndReason::AgentTimeout => P::AgentTimeout,
-            EndReason::Error => P::Error,
-        }
-    }
-}
-
+/// How a session ended: the contract's reason (what the task records), and a sentence for failures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionOutcome {
     pub reason: EndReason,
