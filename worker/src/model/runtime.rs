@@ -12,7 +12,6 @@
 use std::{
     fmt,
     path::{Path, PathBuf},
-    str::FromStr,
     sync::{Mutex, OnceLock},
     time::Instant,
 };
@@ -38,8 +37,6 @@ pub enum RuntimeError {
     CudaUnavailable(String),
     #[error("loading model {path}: {reason}")]
     Session { path: PathBuf, reason: String },
-    #[error("invalid DEVICE {0:?}: expected auto, cuda or cpu")]
-    InvalidDevice(String),
 }
 
 /// The `DEVICE` setting.
@@ -52,18 +49,6 @@ pub enum Device {
     Cuda,
     /// CPU only.
     Cpu,
-}
-
-impl FromStr for Device {
-    type Err = RuntimeError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" => Ok(Device::Auto),
-            "cuda" | "gpu" => Ok(Device::Cuda),
-            "cpu" => Ok(Device::Cpu),
-            _ => Err(RuntimeError::InvalidDevice(s.to_string())),
-        }
-    }
 }
 
 impl fmt::Display for Device {
@@ -81,15 +66,6 @@ impl fmt::Display for Device {
 pub enum ActiveDevice {
     Cuda,
     Cpu,
-}
-
-impl ActiveDevice {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActiveDevice::Cuda => "cuda",
-            ActiveDevice::Cpu => "cpu",
-        }
-    }
 }
 
 /// Settings for the sessions of one worker (= one avatar session).
@@ -288,14 +264,6 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn device_parses() {
-        assert_eq!("AUTO".parse::<Device>().unwrap(), Device::Auto);
-        assert_eq!("cuda".parse::<Device>().unwrap(), Device::Cuda);
-        assert_eq!(" cpu ".parse::<Device>().unwrap(), Device::Cpu);
-        assert!("tpu".parse::<Device>().is_err());
-    }
 
     #[test]
     fn missing_library_is_an_error() {
