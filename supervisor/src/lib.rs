@@ -91,6 +91,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 intra_threads: config.worker_threads,
                 audio_frontend: config::FrontendSetting::for_worker(config.audio_frontend).into(),
                 max_long_side: config.max_long_side,
+                // The pool asks for it while the pack is not judged yet.
+                time_speed: false,
             },
             memory_limit: config.worker_memory_limit(),
             log_format: config.log_format,

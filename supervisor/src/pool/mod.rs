@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use lipcast_proto::PrepareReply;
+
 use crate::metrics::Metrics;
 use crate::store::TaskStore;
 pub use worker::{Ready, Worker, WorkerConfig, WorkerError};
@@ -245,6 +247,16 @@ impl Pool {
         if let Some(refused) = self.refused() {
             return Err(WorkerError::TooSlow(refused));
         }
+        // Until the pack is judged, workers time its speed (the verdict needs it); later ones skip that.
+        let timed;
+        let worker = if self.pack().verdict == Verdict::Unverified {
+            let mut cfg = worker.clone();
+            cfg.prepare.time_speed = true;
+            timed = cfg;
+            &timed
+        } else {
+            worker
+        };
         let started = match Worker::start(self.next_id(), worker, &i.store, &i.metrics).await {
             Ok(ready) => self.verified(ready).await,
             Err(e) => Err(e),
@@ -279,23 +291,11 @@ impl Pool {
     async fn verified(&self, ready: Ready) -> Result<Ready, WorkerError> {
         let i = &self.inner;
         let p = ready.worker.prepared();
-        let verdict = match speed::too_slow(&p) {
-            None => Verdict::Ready { slow: None },
-            Some(slow) if i.cfg.allow_slow_pack => Verdict::Ready {
-                slow: Some(format!(
-                    "{slow}: served anyway (ALLOW_SLOW_PACK=true), with late frames"
-                )),
-            },
-            Some(slow) => Verdict::Refused(format!(
-                "{slow}: serve it on a faster device (a GPU), or set ALLOW_SLOW_PACK=true to serve it anyway \
-                 with late frames"
-            )),
-        };
         let (verdict, first) = {
             let mut pack = self.pack();
             let first = pack.verdict == Verdict::Unverified;
             if first {
-                pack.verdict = verdict;
+                pack.verdict = self.judge(&p);
             }
             (pack.verdict.clone(), first)
         };
@@ -325,6 +325,22 @@ impl Pool {
             Verdict::Ready { .. } | Verdict::Unverified => {}
         }
         Ok(ready)
+    }
+
+    /// The verdict on a pack from its first worker's figures.
+    fn judge(&self, p: &PrepareReply) -> Verdict {
+        match speed::too_slow(p) {
+            None => Verdict::Ready { slow: None },
+            Some(slow) if self.inner.cfg.allow_slow_pack => Verdict::Ready {
+                slow: Some(format!(
+                    "{slow}: served anyway (ALLOW_SLOW_PACK=true), with late frames"
+                )),
+            },
+            Some(slow) => Verdict::Refused(format!(
+                "{slow}: serve it on a faster device (a GPU), or set ALLOW_SLOW_PACK=true to serve it anyway \
+                 with late frames"
+            )),
+        }
     }
 
     /// Without prewarming: start one worker to verify the pack, then stop it.

@@ -135,15 +135,22 @@ impl Prepared {
             portrait,
             prepared.renderer(portrait, 0),
         )?;
-        // Then time the real path, so a pack too slow for this device is known before any session.
-        let speed = prepared.animation.benchmark(
-            &prepared.context(),
-            portrait,
-            prepared.renderer(portrait, 0),
-            SPEED_FRAMES,
-        )?;
+        // Then time the real path when asked, so a pack too slow for this device is known before any session.
+        let speed = if req.time_speed {
+            prepared
+                .animation
+                .benchmark(
+                    &prepared.context(),
+                    portrait,
+                    prepared.renderer(portrait, 0),
+                    SPEED_FRAMES,
+                )?
+                .frames_per_second()
+        } else {
+            0.0
+        };
         let mut prepared = prepared;
-        prepared.reply.frames_per_second = speed.frames_per_second();
+        prepared.reply.frames_per_second = speed;
         prepared.reply.warmup_ms = t1.elapsed().as_secs_f64() * 1e3;
         Ok(prepared)
     }
