@@ -225,6 +225,14 @@ impl LiveKitServer {
             .sum()
     }
 
+    /// CPU time the server has used since it (re)started, in seconds (0 when it is not running).
+    pub fn cpu_seconds(&self) -> f64 {
+        self.child
+            .as_ref()
+            .and_then(|c| crate::supervisor::cpu_seconds(c.id()))
+            .unwrap_or(0.0)
+    }
+
     /// Everything the server logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

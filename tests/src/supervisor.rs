@@ -408,6 +408,20 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     Some(ProcStat { state, ppid })
 }
 
+/// CPU time `pid` has used so far (user + system), in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100);
+    Some(ticks as f64 / hz as f64)
+}
+
 /// True while `pid` exists (a zombie counts: it is not reaped).
 pub fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
