@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, launch, paths};
+use lipcast_e2e::{Agent, LiveKitServer, Supervisor, TestEnv, in_namespace, launch, paths};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -57,7 +57,7 @@ fn metrics_are_valid_and_move() {
 }
 
 fn metrics_move(env: &TestEnv) {
-    let room = RoomProcess::start(env, 7880);
+    let room = LiveKitServer::start(env);
     let sup = Supervisor::start(
         &env.out_dir,
         &[("WARM_WORKERS", "1"), ("MAX_SESSIONS", "3")],

@@ -1,11 +1,11 @@
 //! Worker processes under supervision, with real processes: a session's task ends whatever happens to its
 //! worker (stop, crash, hang, the supervisor's own crash), every worker is reaped, slots come back, and the
-//! warm pool makes launches fast. Sessions join the test room, so each test runs in its own namespace.
+//! warm pool makes launches fast. Sessions join the real `livekit-server`, so each test runs in its own namespace.
 
 use std::time::{Duration, Instant};
 
 use lipcast_e2e::supervisor::{ProcStat, children_of, exists, proc_stat};
-use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, launch};
+use lipcast_e2e::{Agent, LiveKitServer, Supervisor, TestEnv, in_namespace, launch};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -14,7 +14,7 @@ const LIMIT: Duration = Duration::from_secs(400);
 fn launched(
     _env: &TestEnv,
     sup: &Supervisor,
-    room: &RoomProcess,
+    room: &LiveKitServer,
     room_name: &str,
     avatar: &str,
 ) -> String {
@@ -59,7 +59,7 @@ fn workers_stop_crash_and_hang() {
 /// launch -> running -> stop -> cancelled; kill -9 mid-session -> failed with the signal; SIGSTOP -> killed and
 /// reaped; each time the slot comes back and no zombie is left.
 fn stop_crash_and_hang(env: &TestEnv) {
-    let room = RoomProcess::start(env, 7880);
+    let room = LiveKitServer::start(env);
     let sup = Supervisor::start(
         &env.out_dir,
         &[("MAX_SESSIONS", "1"), ("WARM_WORKERS", "1")],
@@ -299,7 +299,7 @@ fn workers_supervisor_crash_and_shutdown() {
 /// `kill -9` of the supervisor: its workers die with it (PDEATHSIG and the guard pipe), a restart finds no
 /// orphan and closes the old tasks as failed; SIGTERM: stop admitting, end sessions, reap, exit 0.
 fn supervisor_crash_and_shutdown(env: &TestEnv) {
-    let room = RoomProcess::start(env, 7880);
+    let room = LiveKitServer::start(env);
     let sup = Supervisor::start(&env.out_dir, &[("WARM_WORKERS", "1")]);
     sup.wait_ready(Duration::from_secs(60));
     let task = launched(env, &sup, &room, "r", "avatar");
@@ -425,7 +425,7 @@ fn supervisor_figures(pid: u32) -> (u64, usize, usize) {
 /// Warm launches are faster than cold ones (both printed); many launch/stop cycles leave no process, fd or
 /// memory growth in the supervisor. LIPCAST_CYCLES (default 30) sets how many; the soak script runs 1000.
 fn cycles_and_warm_pool(env: &TestEnv) {
-    let room = RoomProcess::start(env, 7880);
+    let room = LiveKitServer::start(env);
     let cycles = cycles();
     let history = task_history();
 
