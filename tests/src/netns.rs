@@ -235,3 +235,78 @@ pub fn enter_namespace(name: &str, limit: Duration) -> TestEnv {
     drop(ns);
     std::process::exit(status);
 }
+
+/// A transport protocol, for [`socket_ports`] and [`cut_ports`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    fn as_nft(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// The local ports of every TCP and UDP socket process `pid` holds (IPv4 and IPv6): its fds' socket inodes,
+/// found in the namespace's socket tables under /proc.
+pub fn socket_ports(pid: u32) -> Vec<(Proto, u16)> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for (table, proto) in [
+        ("tcp", Proto::Tcp),
+        ("tcp6", Proto::Tcp),
+        ("udp", Proto::Udp),
+        ("udp6", Proto::Udp),
+    ] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (f.get(1), f.get(9)) else {
+                continue;
+            };
+            let port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if let Some(port) = port
+                && inodes.contains(*inode)
+                && !ports.contains(&(proto, port))
+            {
+                ports.push((proto, port));
+            }
+        }
+    }
+    ports
+}
+
+/// From inside a test's namespace: every packet from or to these local ports is dropped, as when a network path
+/// dies without a goodbye. Sockets opened later (a reconnection) are not affected. Returns the table's name.
+pub fn cut_ports(ports: &[(Proto, u16)]) -> &'static str {
+    let nft = |rule: &str| run("nft", &[rule]);
+    nft("add table inet lipcast_cut");
+    nft("add chain inet lipcast_cut out { type filter hook output priority 0; policy accept; }");
+    for (proto, port) in ports {
+        let p = proto.as_nft();
+        nft(&format!(
+            "add rule inet lipcast_cut out {p} sport {port} counter drop"
+        ));
+        nft(&format!(
+            "add rule inet lipcast_cut out {p} dport {port} counter drop"
+        ));
+    }
+    "lipcast_cut"
+}
