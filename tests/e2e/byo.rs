@@ -1,7 +1,7 @@
 //! Bring-your-own generator packs, end to end: a random-weight replica of the Wav2Lip generator architecture is
 //! built as a pack (`scripts/packs/make_replica.py`), the supervisor loads it with `MODEL_PACK` through the same
-//! path as the built-in pack, `/benchmark` reports its batch as `frames_per_generate`, and a full session in the
-//! test room publishes 25 FPS with generated faces during speech, the speech itself, `playback_finished` and
+//! path as the built-in pack, `/benchmark` reports its batch as `frames_per_generate`, and a full session through the
+//! real `livekit-server` publishes 25 FPS with generated faces during speech, the speech itself, `playback_finished` and
 //! the session's figures (late frames included).
 //!
 //! `byo_musetalk_shaped_session` does the same, shorter, with the MuseTalk-shaped replica (`--arch musetalk`:
@@ -13,7 +13,7 @@
 //! the late frames.
 //!
 //! Random weights prove the plumbing and the speed of the architecture, never lip-sync quality: nothing here
-//! judges how the mouth looks, only that the generated crop is what the room sees while the agent speaks.
+//! judges how the mouth looks, only that the generated crop is what a viewer sees while the agent speaks.
 
 use std::process::Command;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lipcast_e2e::analysis;
-use lipcast_e2e::{Agent, RoomProcess, Supervisor, TestEnv, in_namespace, paths};
+use lipcast_e2e::{Agent, LiveKitServer, Supervisor, TestEnv, Viewer, in_namespace, paths};
 use serde_json::{Value, json};
 
 #[path = "common/face.rs"]
@@ -75,7 +75,7 @@ fn replica_session(env: &TestEnv) {
     ];
     refused_as_too_slow(env, &settings);
 
-    let room = RoomProcess::start(env, 7880);
+    let room = LiveKitServer::start(env);
     let mut settings = settings.to_vec();
     settings.push(("ALLOW_SLOW_PACK", "true"));
     let sup = Supervisor::start(&env.out_dir, &settings);
@@ -111,6 +111,7 @@ fn replica_session(env: &TestEnv) {
         false,
     );
     agent.expect("connected", Duration::from_secs(20));
+    let viewer = Viewer::start(env, &room.url(), "byo", "viewer");
     let token = env.mint(AVATAR, "byo", "agent", &[("lk.publish_on_behalf", AGENT)]);
     let body = json!({
         "livekit_url": room.url(), "livekit_token": token, "room_name": "byo",
@@ -209,24 +210,31 @@ fn replica_session(env: &TestEnv) {
     );
     assert!(late <= speech_frames, "{late} late of {speech_frames}");
 
-    // What the room saw: 25 FPS; the generated crop (random weights: it differs from the portrait) over the
+    // What the viewer saw: 25 FPS; the generated crop (random weights: it differs from the portrait) over the
     // mouth while the agent spoke, the portrait at rest in silence.
-    let report = room.stop_and_report();
-    let rx = analysis::received(&report, AVATAR, mouth_center());
-    let (fps, gap, _) = rx.pacing();
+    let report = viewer.stop_and_report();
+    let rx = analysis::received_by_viewer(&report, AVATAR, mouth_center());
+    let (fps, _, gap) = rx.pacing();
     println!(
-        "MEASURED received fps={fps:.2} max_interval_ms={:.0}",
+        "MEASURED viewer fps={fps:.2} max_arrival_gap_ms={:.0}",
         gap * 1e3
     );
-    assert!((fps - 25.0).abs() <= 1.0, "fps {fps}");
-    assert!(gap <= 0.125, "a {:.0} ms hole in the frames", gap * 1e3);
+    // The generator takes both cores, and the viewer decodes on them too: the published rate is the worker's
+    // figure above; the viewer must still decode nearly all of it (the floor for a strained viewer).
+    assert!(
+        (23.0..=26.0).contains(&fps),
+        "the viewer decoded {fps:.2} fps"
+    );
+    // Arrival gaps include the viewer's own stalls: a sanity bound.
+    assert!(gap <= 1.0, "a {:.0} ms hole in the frames", gap * 1e3);
+    // Arrival clock: wider margins than on the sender's (as real_livekit.rs).
     let loud = rx.loud();
     let near = |t: f64, m: f64| loud.iter().any(|l| (l - t).abs() <= m);
     let (mut speech, mut silence) = (Vec::new(), Vec::new());
     for (t, m) in rx.video_t.iter().zip(&rx.mouth) {
-        if near(*t, 0.02) {
+        if near(*t, 0.05) {
             speech.push(*m);
-        } else if !near(*t, 0.5) {
+        } else if !near(*t, 0.6) {
             silence.push(*m);
         }
     }
@@ -246,7 +254,7 @@ fn replica_session(env: &TestEnv) {
     );
     assert!(
         mean(&speech) > 3.0 * mean(&silence).max(0.5),
-        "the generated faces are not what the room sees during speech"
+        "the generated faces are not what the viewer sees during speech"
     );
 }
 
@@ -344,7 +352,7 @@ struct MuseTalkRun {
     /// `/benchmark` iterations (rounded up to a batch by the worker).
     bench_iterations: u32,
     ready_within: Duration,
-    /// Fast enough here that the room sees generated faces during speech (false: nearly every frame is late).
+    /// Fast enough here that a viewer sees generated faces during speech (false: nearly every frame is late).
     renders_in_time: bool,
     /// Settings beyond the common ones.
     env: &'static [(&'static str, &'static str)],
@@ -466,7 +474,7 @@ fn byo_musetalk_full_session() {
 }
 
 fn musetalk_session(env: &TestEnv, pack: &std::path::Path, run: &MuseTalkRun) {
-    let room = RoomProcess::start(env, 7880);
+    let room = LiveKitServer::start(env);
     let pack_s = pack.display().to_string();
     let mut settings = vec![
         ("MODEL_PACK", pack_s.as_str()),
@@ -509,6 +517,7 @@ fn musetalk_session(env: &TestEnv, pack: &std::path::Path, run: &MuseTalkRun) {
         false,
     );
     agent.expect("connected", Duration::from_secs(20));
+    let viewer = Viewer::start(env, &room.url(), "byo", "viewer");
     let token = env.mint(AVATAR, "byo", "agent", &[("lk.publish_on_behalf", AGENT)]);
     let body = json!({
         "livekit_url": room.url(), "livekit_token": token, "room_name": "byo",
@@ -570,22 +579,29 @@ fn musetalk_session(env: &TestEnv, pack: &std::path::Path, run: &MuseTalkRun) {
         assert!(late * 2 > speech_frames, "{late} late of {speech_frames}");
     }
 
-    let report = room.stop_and_report();
-    let rx = analysis::received(&report, AVATAR, mouth_center());
-    let (fps, gap, _) = rx.pacing();
+    let report = viewer.stop_and_report();
+    let rx = analysis::received_by_viewer(&report, AVATAR, mouth_center());
+    let (fps, _, gap) = rx.pacing();
     println!(
-        "MEASURED received fps={fps:.2} max_interval_ms={:.0}",
+        "MEASURED viewer fps={fps:.2} max_arrival_gap_ms={:.0}",
         gap * 1e3
     );
-    assert!((fps - 25.0).abs() <= 1.0, "fps {fps}");
-    assert!(gap <= 0.125, "a {:.0} ms hole in the frames", gap * 1e3);
+    // The generator takes both cores, and the viewer decodes on them too: the published rate is the worker's
+    // figure above; the viewer must still decode nearly all of it (the floor for a strained viewer).
+    assert!(
+        (23.0..=26.0).contains(&fps),
+        "the viewer decoded {fps:.2} fps"
+    );
+    // Arrival gaps include the viewer's own stalls: a sanity bound.
+    assert!(gap <= 1.0, "a {:.0} ms hole in the frames", gap * 1e3);
+    // Arrival clock: wider margins than on the sender's (as real_livekit.rs).
     let loud = rx.loud();
     let near = |t: f64, m: f64| loud.iter().any(|l| (l - t).abs() <= m);
     let (mut speech, mut silence) = (Vec::new(), Vec::new());
     for (t, m) in rx.video_t.iter().zip(&rx.mouth) {
-        if near(*t, 0.02) {
+        if near(*t, 0.05) {
             speech.push(*m);
-        } else if !near(*t, 0.5) {
+        } else if !near(*t, 0.6) {
             silence.push(*m);
         }
     }
@@ -606,7 +622,7 @@ fn musetalk_session(env: &TestEnv, pack: &std::path::Path, run: &MuseTalkRun) {
     if run.renders_in_time {
         assert!(
             mean(&speech) > 3.0 * mean(&silence).max(0.5),
-            "the generated faces are not what the room sees during speech"
+            "the generated faces are not what the viewer sees during speech"
         );
     }
 }
