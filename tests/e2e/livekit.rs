@@ -1,12 +1,13 @@
-//! End-to-end tests of `lipcast_livekit` and the worker's avatar protocol (`lipcast_worker::protocol`) against the LiveKit-protocol test room (`tests/room/room.py`)
-//! with the real engine (`liblivekit_ffi.so`) and, on the agent side, LiveKit's real Python SDK
-//! (`tests/room/agent.py`). Each test runs in its own network namespace (ICE ignores loopback).
+//! End-to-end tests of `lipcast_livekit` and the worker's avatar protocol (`lipcast_worker::protocol`) through the
+//! real `livekit-server` with the real engine (`liblivekit_ffi.so`) and, on the agent side, LiveKit's real
+//! Python SDK (`tests/room/agent.py`); a viewer (`tests/room/viewer.py`) decodes what the avatar publishes.
+//! Each test runs in its own network namespace (ICE ignores loopback).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lipcast_e2e::{Agent, ROOM_IP, RoomProcess, TestEnv, in_namespace};
+use lipcast_e2e::{Agent, LiveKitServer, ROOM_IP, TestEnv, Viewer, in_namespace};
 use lipcast_livekit::{
     AudioPublishOptions, ConnectOptions, LiveKitError, Room, RpcCallError, VideoCodecChoice,
     VideoPublishOptions,
@@ -16,7 +17,7 @@ use lipcast_worker::protocol::{
     AUDIO_TRACK_NAME, AvatarEvent, AvatarReceiver, EndReason, PlaybackFinished, SpeechEvent,
     VIDEO_TRACK_NAME, notify,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const AVATAR: &str = "lipcast-avatar";
 const AGENT: &str = "agent-1";
@@ -104,13 +105,14 @@ fn livekit_e2e_refusal_and_removal() {
 
 fn session(env: &TestEnv) {
     setup();
-    let room_proc = RoomProcess::start(env, 7880);
-    let url = room_proc.url();
+    let lk = LiveKitServer::start(env);
+    let url = lk.url();
     let agent_token = env.mint(AGENT, ROOM, "agent", &[]);
     let avatar_token = env.mint(AVATAR, ROOM, "agent", &[("lk.publish_on_behalf", AGENT)]);
 
     let mut agent = Agent::start(&url, &agent_token, AVATAR, false);
     agent.expect("connected", Duration::from_secs(15));
+    let viewer = Viewer::start(env, &url, ROOM, "viewer");
 
     let rt = runtime();
     rt.block_on(async {
@@ -256,14 +258,14 @@ fn session(env: &TestEnv) {
         room.disconnect().await.unwrap_or_else(|e| panic!("disconnect: {e}"));
     });
     drop(agent);
-    let report = room_proc.stop_and_report();
-    check_video_report(&report);
+    check_video_report(&viewer.stop_and_report());
 }
 
 fn refusal_and_removal(env: &TestEnv) {
     setup();
-    let room_proc = RoomProcess::start(env, 7881);
-    let url = room_proc.url();
+    let lk = LiveKitServer::start(env);
+    let url = lk.url();
+    let mut viewer = None;
     let rt = runtime();
     rt.block_on(async {
         // Wrong signature: a clear Unauthorized error, quickly.
@@ -307,6 +309,7 @@ fn refusal_and_removal(env: &TestEnv) {
         let token = env.mint(AVATAR, ROOM, "agent", &[]);
         let mut agent = Agent::start(&url, &env.mint(AGENT, ROOM, "agent", &[]), AVATAR, false);
         agent.expect("connected", Duration::from_secs(15));
+        viewer = Some(Viewer::start(env, &url, ROOM, "viewer"));
         let (room, mut events) = join(&url, &token)
             .await
             .unwrap_or_else(|e| panic!("join failed: {e}"));
@@ -431,7 +434,11 @@ fn refusal_and_removal(env: &TestEnv) {
         drop(video);
 
         // Removed from the room (RoomService RemoveParticipant).
-        room_proc.control(&format!("/control/remove?identity={AVATAR}"));
+        room_service(
+            &lk,
+            "RemoveParticipant",
+            json!({"room": ROOM, "identity": AVATAR}),
+        );
         let end = wait_end(&mut events, Duration::from_secs(10)).await;
         assert_eq!(end, EndReason::Removed);
         drop(room);
@@ -443,21 +450,22 @@ fn refusal_and_removal(env: &TestEnv) {
         let (room, mut events) = join(&url, &token)
             .await
             .unwrap_or_else(|e| panic!("second join failed: {e}"));
-        room_proc.control("/control/close");
+        room_service(&lk, "DeleteRoom", json!({"room": ROOM}));
         let end = wait_end(&mut events, Duration::from_secs(10)).await;
         assert_eq!(end, EndReason::RoomClosed);
         drop(room);
     });
-    let report = room_proc.stop_and_report();
-    assert!(report["auth_failures"].as_u64().unwrap_or(0) >= 1);
+    let report = viewer
+        .unwrap_or_else(|| panic!("no viewer"))
+        .stop_and_report();
     let first = report["participants"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["identity"] == AVATAR))
-        .unwrap_or_else(|| panic!("avatar missing from the room report"));
+        .unwrap_or_else(|| panic!("the viewer never saw the avatar"));
     let video = &first["video"][0];
     println!(
-        "MEASURED vp8/rgba frames={} size={}x{} codecs={}",
-        video["frames"], video["width"], video["height"], video["codecs"]
+        "MEASURED vp8/rgba frames={} size={}x{} codecs={} leave={}",
+        video["frames"], video["width"], video["height"], video["codecs"], first["leave"]
     );
     assert!(
         video["frames"].as_u64().unwrap_or(0) >= 25,
@@ -470,15 +478,27 @@ fn refusal_and_removal(env: &TestEnv) {
 
 // ------------------------------------------------------------------------------------------ checks
 
+/// The server's room service API from async code (the call blocks: it runs on a thread of its own).
+fn room_service(lk: &LiveKitServer, method: &str, body: Value) {
+    std::thread::scope(|s| {
+        s.spawn(|| lk.room_service(method, ROOM, &body))
+            .join()
+            .unwrap_or_else(|_| panic!("{method} failed"));
+    });
+}
+
 fn check_video_report(report: &Value) {
     let avatar = report["participants"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["identity"] == AVATAR))
-        .unwrap_or_else(|| panic!("avatar missing from the room report"));
-    let tracks: Vec<&str> = avatar["tracks"]
-        .as_array()
-        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-        .unwrap_or_default();
+        .unwrap_or_else(|| panic!("the viewer never saw the avatar"));
+    let names = |kind: &str| -> Vec<&str> {
+        avatar[kind]
+            .as_array()
+            .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+            .unwrap_or_default()
+    };
+    let tracks = [names("video"), names("audio")].concat();
     assert!(
         tracks.contains(&"avatar_video") && tracks.contains(&"avatar_audio"),
         "tracks {tracks:?}"
@@ -510,13 +530,14 @@ fn check_video_report(report: &Value) {
         in_window.first().map_or(0, |x| x.1),
         in_window.last().map_or(0, |x| x.1),
     );
-    let fps_rtp = (in_window.len().saturating_sub(1)) as f64 / ((p1 - p0) as f64 / 90_000.0);
+    // The frames' timestamps (µs) as the receiving engine hands them out: they follow the sender's RTP clock.
+    let fps_rtp = (in_window.len().saturating_sub(1)) as f64 / ((p1 - p0) as f64 / 1e6);
     println!(
-        "MEASURED received frames={} size={}x{} resolutions={} fps_10s_arrival={fps_arrival:.2} fps_10s_rtp={fps_rtp:.2}",
+        "MEASURED received frames={} size={}x{} codecs={} fps_10s_arrival={fps_arrival:.2} fps_10s_timestamps={fps_rtp:.2}",
         arrivals.len(),
         video["width"],
         video["height"],
-        video["resolutions"]
+        video["codecs"],
     );
     assert!(
         (fps_arrival - 25.0).abs() <= 0.5,
@@ -524,7 +545,7 @@ fn check_video_report(report: &Value) {
     );
     assert!(
         (fps_rtp - 25.0).abs() <= 0.5,
-        "RTP timestamps say {fps_rtp:.2} fps"
+        "the frames' timestamps say {fps_rtp:.2} fps"
     );
     assert_eq!(
         (video["width"].as_u64(), video["height"].as_u64()),
@@ -549,7 +570,7 @@ fn check_video_report(report: &Value) {
     assert!(pngs >= 2, "saved frames: {pngs}");
     let audio = &avatar["audio"][0];
     println!(
-        "MEASURED room recorded avatar_audio samples={} rate={} peak={}",
+        "MEASURED viewer recorded avatar_audio samples={} rate={} peak={}",
         audio["samples"], audio["sample_rate"], audio["peak"]
     );
     assert!(

@@ -4,14 +4,17 @@ would. It joins as a plain participant (its join creates the room, which makes l
 agent job).
 
 Events, one JSON line each on stdout: connected, participant_connected {identity, kind, attributes},
-participant_disconnected, track_subscribed {identity, name, kind}, first_frame {identity, unix, width, height},
+participant_disconnected {identity, reason}, track_subscribed {identity, name, kind}, first_frame {identity, unix, width, height},
 disconnected. The report (written every second and at the end: stdin closed or SIGTERM) has the shape of
 tests/room/room.py's participant records, so the Rust analysis reads both:
   {"t0_unix", "participants": [{"identity", "kind", "attributes",
-     "video": [{"frames", "first_at_unix", "arrivals": [[t, timestamp_us]], "grid": [base64 32x32 luma],
-                "width", "height", "rtp_stats": [{t, packets_lost, nack_count, pli_count, fir_count,
+     "leave": the server's DisconnectReason once it left,
+     "video": [{"name", "frames", "first_at_unix", "arrivals": [[t, timestamp_us]], "grid": [base64 32x32 luma],
+                "width", "height", "codecs": [mime types], "samples": [{frame, top_left_rgb}] (every 25th frame),
+                "pngs": [frames 1, 25, 100 and 250 as PNG files in the out dir], "rtp_stats": [{t, packets_lost, nack_count, pli_count, fir_count,
                 key_frames_decoded, freeze_count, total_freeze_duration, ...}] (inbound-rtp, once a second)}],
-     "audio": [{"wav", "sample_rate", "channels", "arrivals": [[t, first_sample, samples, 0]]}]}]}
+     "audio": [{"name", "wav", "sample_rate", "channels", "samples", "peak",
+                "arrivals": [[t, first_sample, samples, 0]]}]}]}
 Times `t` are seconds on this process's monotonic clock since t0 (t0_unix on the wall clock).
 
 usage: viewer.py --url URL --token JWT --report PATH --out-dir DIR
@@ -22,12 +25,15 @@ import base64
 import json
 import os
 import signal
+import struct
 import sys
 import time
 import wave
+import zlib
 
 import numpy as np
 from livekit import rtc
+from livekit.rtc._proto import participant_pb2
 
 T0 = time.monotonic()
 T0_UNIX = time.time()
@@ -39,6 +45,41 @@ def now():
 
 def emit(event, **kw):
     print(json.dumps({"event": event, "t": round(now(), 4), "unix": time.time(), **kw}), flush=True)
+
+
+def i420_to_rgb(data, w, h):
+    """An I420 frame as an RGB array (BT.601, limited range: what the engine's encoder input uses)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    y = buf[: w * h].reshape(h, w).astype(np.float32)
+    cw, ch = (w + 1) // 2, (h + 1) // 2
+    u = buf[w * h : w * h + cw * ch].reshape(ch, cw).astype(np.float32)
+    v = buf[w * h + cw * ch : w * h + 2 * cw * ch].reshape(ch, cw).astype(np.float32)
+    u = np.repeat(np.repeat(u, 2, axis=0), 2, axis=1)[:h, :w] - 128.0
+    v = np.repeat(np.repeat(v, 2, axis=0), 2, axis=1)[:h, :w] - 128.0
+    c = 1.164 * (y - 16.0)
+    rgb = np.stack([c + 1.596 * v, c - 0.392 * u - 0.813 * v, c + 2.017 * u], axis=-1)
+    return np.clip(rgb.round(), 0, 255).astype(np.uint8)
+
+
+def top_left_rgb(data, w, h):
+    """Mean RGB of the frame's top-left 16x16 pixels."""
+    rgb = i420_to_rgb(data, w, h)[:16, :16].reshape(-1, 3).mean(axis=0)
+    return [round(float(x), 1) for x in rgb]
+
+
+def write_png(path, rgb):
+    """An 8-bit RGB PNG (zlib and struct only: the viewer's venv has no imaging library)."""
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[r].tobytes() for r in range(h))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
+        f.write(chunk(b"IDAT", zlib.compress(raw, 6)))
+        f.write(chunk(b"IEND", b""))
 
 
 class Viewer:
@@ -58,6 +99,10 @@ class Viewer:
             except Exception:
                 continue
             for st in stats:
+                if st.WhichOneof("stats") == "codec":
+                    mime = st.codec.codec.mime_type
+                    if mime and mime not in rec["codecs"]:
+                        rec["codecs"].append(mime)
                 if st.WhichOneof("stats") != "inbound_rtp":
                     continue
                 ib, rx = st.inbound_rtp.inbound, st.inbound_rtp.received
@@ -85,7 +130,7 @@ class Viewer:
 
     async def video(self, track, p):
         rec = {"frames": 0, "first_at_unix": None, "arrivals": [], "grid": [], "width": 0, "height": 0,
-               "name": track.name, "rtp_stats": [], "filler_frames": 0}
+               "name": track.name, "rtp_stats": [], "filler_frames": 0, "codecs": [], "samples": [], "pngs": []}
         self.record(p)["video"].append(rec)
         self.video_tracks.append((track, rec))
         stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420)
@@ -108,6 +153,14 @@ class Viewer:
             grid = y[:gh, :gw].reshape(32, gh // 32, 32, gw // 32).mean(axis=(1, 3))
             rec["arrivals"].append([t, ev.timestamp_us])
             rec["grid"].append(base64.b64encode(grid.round().astype("uint8").tobytes()).decode())
+            n = rec["frames"]
+            if n % 25 == 1:
+                rec["samples"].append({"frame": n, "top_left_rgb": top_left_rgb(f.data, w, h)})
+            if n in (1, 25, 100, 250):
+                stem = os.path.splitext(os.path.basename(self.args.report))[0]
+                path = os.path.join(self.args.out_dir, f"{stem}_{p.identity}_v{n}.png")
+                write_png(path, i420_to_rgb(f.data, w, h))
+                rec["pngs"].append(path)
 
     async def audio(self, track, p):
         idx = len(self.record(p)["audio"])
@@ -115,7 +168,7 @@ class Viewer:
         stem = os.path.splitext(os.path.basename(self.args.report))[0]
         path = os.path.join(self.args.out_dir, f"{stem}_{p.identity}_a{idx}.wav")
         rate = 48000
-        rec = {"wav": path, "sample_rate": rate, "channels": 1, "arrivals": [], "samples": 0,
+        rec = {"wav": path, "sample_rate": rate, "channels": 1, "arrivals": [], "samples": 0, "peak": 0,
                "name": track.name}
         self.record(p)["audio"].append(rec)
         w = wave.open(path, "wb")
@@ -129,6 +182,9 @@ class Viewer:
                 f = ev.frame
                 data = bytes(f.data)
                 w.writeframes(data)
+                if data:
+                    pcm = np.frombuffer(data, dtype=np.int16)
+                    rec["peak"] = max(rec["peak"], int(np.abs(pcm.astype(np.int32)).max()))
                 rec["arrivals"].append([now(), rec["samples"], f.samples_per_channel, 0])
                 rec["samples"] += f.samples_per_channel
         finally:
@@ -163,8 +219,10 @@ async def main():
 
     @room.on("participant_disconnected")
     def on_leave(p):
-        v.record(p)["left_at"] = now()
-        emit("participant_disconnected", identity=p.identity)
+        rec = v.record(p)
+        rec["left_at"] = now()
+        rec["leave"] = participant_pb2.DisconnectReason.Name(p.disconnect_reason or 0)
+        emit("participant_disconnected", identity=p.identity, reason=rec["leave"])
 
     @room.on("track_subscribed")
     def on_track(track, pub, p):

@@ -225,6 +225,31 @@ impl LiveKitServer {
             .sum()
     }
 
+    /// Calls the server's room service API (Twirp, JSON) with an admin token of the test keys: e.g.
+    /// `room_service("RemoveParticipant", room, json!({"room": room, "identity": who}))`. Panics unless it
+    /// answers 200. Blocking: call it off an async runtime's threads.
+    pub fn room_service(
+        &self,
+        method: &str,
+        room: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let url = format!(
+            "http://{ROOM_IP}:{}/twirp/livekit.RoomService/{method}",
+            self.ports.http
+        );
+        let reply = reqwest::blocking::Client::new()
+            .post(&url)
+            .bearer_auth(crate::token::admin(LK_SECRET, room))
+            .json(body)
+            .send()
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        let status = reply.status();
+        let text = reply.text().unwrap_or_default();
+        assert!(status.is_success(), "{method}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
     /// CPU time the server has used since it (re)started, in seconds (0 when it is not running).
     pub fn cpu_seconds(&self) -> f64 {
         self.child

@@ -56,6 +56,18 @@ pub fn mint(
     sign(secret, &claims)
 }
 
+/// A token for the server's room service API (RemoveParticipant, DeleteRoom) on `room`: no participant.
+pub fn admin(secret: &str, room: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = json!({
+        "iss": crate::LK_KEY, "nbf": now - 5, "exp": now + 600,
+        "video": {"roomAdmin": true, "roomCreate": true, "room": room},
+    });
+    sign(secret, &claims)
+}
+
 /// A token of the test keys' shape for `identity` in `room` that expired a minute ago.
 pub fn expired(secret: &str, identity: &str, room: &str) -> String {
     let now = std::time::SystemTime::now()
