@@ -12,9 +12,9 @@ exchange data, and it records what it receives so tests can assert on it:
 - decodes received video (count, timestamps, resolution, a few PNGs) and records audio to WAV;
 - a JSON report, rewritten twice a second and at exit.
 
-Control (plain HTTP GET on the same port): `/control/remove?identity=X` (RemoveParticipant),
-`/control/drop?identity=X` (the connection dies without a leave), `/control/record?on=1|0` (per-frame
-recording windows), `/control/close` (delete the room), `/health`.
+Control (plain HTTP GET on the same port): `/control/record?on=1|0` (per-frame recording windows), `/health`.
+Only the tests that need the sender's clock use this room (tests/room/README.md); the rest run through the real
+livekit-server.
 
 usage: room.py --host 10.77.0.1 --port 7880 --secret S --report out/report.json --out-dir out
 """
@@ -74,16 +74,6 @@ async def _recording_handle_rtcp(self, packet):
 
 
 rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = _recording_handle_rtcp
-
-
-def discarding_decoder_worker(loop, input_q, output_q, decode_error):
-    """--no-decode: take encoded frames and drop them (an SFU does not decode; capacity runs measure the senders,
-    and decoding every stream in Python would measure this room instead)."""
-    while True:
-        task = input_q.get()
-        if task is None:
-            asyncio.run_coroutine_threadsafe(output_q.put(None), loop)
-            break
 
 
 def rtp_origin(receiver):
@@ -285,15 +275,6 @@ class Server:
         return None
 
     def control(self, conn, path, q):
-        if path == "/control/remove":
-            ident = (q.get("identity") or [""])[0]
-            found = False
-            for room in self.rooms.values():
-                p = room.participants.get(ident)
-                if p:
-                    found = True
-                    self.spawn(self.disconnect(room, p, models.DisconnectReason.PARTICIPANT_REMOVED))
-            return conn.respond(HTTPStatus.OK if found else HTTPStatus.NOT_FOUND, f"remove {ident}: {found}\n")
         if path == "/control/record":
             # Per-frame recording on (a new window: earlier per-frame data is dropped) or off (counters only),
             # so hour-long runs keep a few windows, not an hour of frames.
@@ -306,21 +287,6 @@ class Server:
                         a["rotate"] = True
             self.recording = on
             return conn.respond(HTTPStatus.OK, f"recording {on}\n")
-        if path == "/control/drop":
-            # The network fails under the participant: no leave, no goodbye; signalling and media just stop.
-            ident = (q.get("identity") or [""])[0]
-            found = False
-            for room in self.rooms.values():
-                p = room.participants.get(ident)
-                if p:
-                    found = True
-                    self.spawn(self.drop(room, p))
-            return conn.respond(HTTPStatus.OK if found else HTTPStatus.NOT_FOUND, f"drop {ident}: {found}\n")
-        if path == "/control/close":
-            for room in self.rooms.values():
-                for p in list(room.participants.values()):
-                    self.spawn(self.disconnect(room, p, models.DisconnectReason.ROOM_DELETED))
-            return conn.respond(HTTPStatus.OK, "closed\n")
         return conn.respond(HTTPStatus.NOT_FOUND, "unknown control\n")
 
     async def disconnect(self, room, p, reason):
@@ -332,15 +298,6 @@ class Server:
             await p.ws.close()
         except Exception:
             pass
-
-    async def drop(self, room, p):
-        p.leave_reason = models.DisconnectReason.SIGNAL_CLOSE
-        p.record["dropped_at"] = now()
-        try:
-            p.ws.transport.abort()
-        except Exception:
-            pass
-        await self.leave(room, p, models.DisconnectReason.SIGNAL_CLOSE)
 
     async def leave(self, room, p, reason):
         if p.closed:
@@ -649,11 +606,8 @@ async def main():
     ap.add_argument("--report", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--duration", type=float, default=600.0)
-    ap.add_argument("--no-decode", action="store_true", help="drop received media undecoded (capacity runs)")
     ap.add_argument("--no-record", action="store_true", help="start with per-frame recording off (/control/record)")
     args = ap.parse_args()
-    if args.no_decode:
-        rtcrtpreceiver.decoder_worker = discarding_decoder_worker
     if not args.secret:
         sys.exit("a secret is required (--secret or LK_TEST_SECRET)")
     server = Server(args)

@@ -8,7 +8,8 @@
 //! - [`viewer`]: a viewer in a real room (LiveKit's Python SDK) that decodes the avatar's tracks.
 //! - [`demo`]: the compose demo's own web page and agent, run from the checkout, and the page in Debian's
 //!   `chromium` (playwright-core).
-//! - [`room`]: the LiveKit-protocol test room (`tests/room/room.py`, aiortc) and its report.
+//! - [`room`]: the LiveKit-protocol test room (`tests/room/room.py`, aiortc) and its report: only for the
+//!   sender-clock lip-sync test and the drift benchmark (`tests/room/README.md` says why).
 //! - [`agent`]: the agent side, LiveKit's real Python SDK (`tests/room/agent.py`).
 //! - [`supervisor`]: the real `lipcast-supervisor` binary, driven over HTTP.
 //! - [`token`]: LiveKit access tokens for the test room.

@@ -22,7 +22,7 @@ impl RoomProcess {
         Self::start_with(env, port, &[])
     }
 
-    /// With extra room.py flags (e.g. `--no-decode`).
+    /// With extra room.py flags (e.g. `--no-record`).
     pub fn start_with(env: &TestEnv, port: u16, flags: &[&str]) -> Self {
         let report = env.out_dir.join(format!("room-{port}.json"));
         let log_path = env.out_dir.join(format!("room-{port}.log"));
@@ -84,16 +84,6 @@ impl RoomProcess {
         let text =
             std::fs::read_to_string(&self.report).unwrap_or_else(|e| panic!("room report: {e}"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("room report JSON: {e}"))
-    }
-
-    /// The participant record of `identity` in the report, once it joined.
-    pub fn participant(&self, identity: &str) -> Option<Value> {
-        self.report()["participants"]
-            .as_array()?
-            .iter()
-            .rev()
-            .find(|p| p["identity"] == identity)
-            .cloned()
     }
 
     /// Waits until `pred` holds on the report.
