@@ -209,6 +209,17 @@ fn lossy(env: &TestEnv) {
     );
     assert!(a1 - a0 > 15.0, "only {:.1} s of video", a1 - a0);
     assert!(fps >= 23.0, "the viewer decoded only {fps:.2} fps");
+    // And on the viewer's arrival clock (no sync in the SDK's playout: a sanity bound, see real_livekit.rs).
+    let (offset, c) = rx.av_offset();
+    println!(
+        "MEASURED A/V offset at the viewer (arrival clock) {:+.0} ms (correlation {c:.2})",
+        offset * 1e3
+    );
+    assert!(
+        offset.abs() <= 0.2,
+        "the viewer receives the audio {:+.0} ms from the mouth",
+        offset * 1e3
+    );
     drop(job);
     drop(lk);
 }

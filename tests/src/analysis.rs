@@ -649,6 +649,19 @@ impl Received {
         (fps, gap, arrival_gap)
     }
 
+    /// The A/V offset (s) between the mouth's motion and the audio envelope on this record's clock, positive
+    /// when the audio comes later, and the correlation at that offset (searched within +-300 ms). On a
+    /// viewer's arrival clock it is what a player that does not synchronise the two would show.
+    pub fn av_offset(&self) -> (f64, f64) {
+        av_shift(
+            &self.video_t,
+            &self.mouth,
+            &self.audio_t,
+            &self.audio_env,
+            0.3,
+        )
+    }
+
     /// Sender times where the avatar's audio is speech (RMS above 10% of its peak).
     pub fn loud(&self) -> Vec<f64> {
         let peak = self.audio_env.iter().copied().fold(0.0, f64::max);
