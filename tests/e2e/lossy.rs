@@ -216,7 +216,7 @@ fn lossy(env: &TestEnv) {
         offset * 1e3
     );
     assert!(
-        offset.abs() <= 0.2,
+        offset.abs() <= analysis::ARRIVAL_AV_LIMIT_S,
         "the viewer receives the audio {:+.0} ms from the mouth",
         offset * 1e3
     );

@@ -184,11 +184,6 @@ fn check_playout(room: &str, events: &[Value]) -> String {
 
 /// What the viewer of `room` decoded of the avatar: 25 fps within the suite's margin on its arrival clock, the
 /// mouth moving in speech and resting in silence, and the audio being the speech in `wav`.
-/// How far apart audio and mouth may arrive at a viewer (arrival clock; see [`check_viewed`]). Measured +35 to
-/// +125 ms (audio later: the SDK's audio jitter buffer holds it, decoded video is handed out at once), against
-/// -10 ms on the sender's clock in the same kind of session.
-pub const ARRIVAL_AV_LIMIT_S: f64 = 0.2;
-
 fn check_viewed(room: &str, report: &Value, wav: &str, mouth_at: (f64, f64)) {
     let avatar = report["participants"]
         .as_array()
@@ -268,7 +263,7 @@ fn check_viewed(room: &str, report: &Value, wav: &str, mouth_at: (f64, f64)) {
         offset * 1e3
     );
     assert!(
-        offset.abs() <= ARRIVAL_AV_LIMIT_S,
+        offset.abs() <= analysis::ARRIVAL_AV_LIMIT_S,
         "{room}: the viewer receives the audio {:+.0} ms from the mouth",
         offset * 1e3
     );
