@@ -633,9 +633,8 @@ fn mouth_motion(
 }
 
 /// How far apart audio and mouth may arrive at a viewer (arrival clock: what a player that does not
-/// synchronise them shows). Measured +35 to
-/// +125 ms (audio later: the SDK's audio jitter buffer holds it, decoded video is handed out at once), against
-/// -10 ms on the sender's clock in the same kind of session.
+/// synchronise them shows). Measured +35 to +125 ms (audio later: the SDK's audio jitter buffer holds it,
+/// decoded video is handed out at once), against -10 ms on the sender's clock in the same kind of session.
 pub const ARRIVAL_AV_LIMIT_S: f64 = 0.2;
 
 impl Received {
