@@ -124,6 +124,10 @@ pub struct AudioTrack {
 
 impl Room {
     /// Create a camera source, and publish it as track `name` (no simulcast, capped fps and bitrate).
+    ///
+    /// Publish video before audio: through livekit-server (v1.11), a video track published after an audio
+    /// track was negotiated VP8 although H.264 was asked for, and `codec()` would not say so
+    /// (`tests/e2e/livekit.rs`).
     pub async fn publish_video(
         &self,
         name: &'static str,

@@ -126,16 +126,18 @@ fn session(env: &TestEnv) {
         assert_eq!(events.served_agent(), Some(AGENT), "lk.publish_on_behalf names the agent");
         assert!(room.participants_at_join().iter().any(|p| p.identity == AGENT));
 
-        let audio = room
-            .publish_audio(AUDIO_TRACK_NAME, AudioPublishOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("publish audio: {e}"));
+        // Video first, as the worker does: through livekit-server a video track published after the audio one
+        // was negotiated VP8 although H.264 was asked for.
         let t = Instant::now();
         let video = room
             .publish_video(VIDEO_TRACK_NAME, VideoPublishOptions::default())
             .await
             .unwrap_or_else(|e| panic!("publish video: {e}"));
         println!("MEASURED publish_video_ms={} codec={:?}", t.elapsed().as_millis(), video.codec());
+        let audio = room
+            .publish_audio(AUDIO_TRACK_NAME, AudioPublishOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("publish audio: {e}"));
         let video = Arc::new(video);
         let stop_pump = Arc::new(AtomicBool::new(false));
         let pump = {
@@ -550,6 +552,11 @@ fn check_video_report(report: &Value) {
     assert_eq!(
         (video["width"].as_u64(), video["height"].as_u64()),
         (Some(512), Some(512))
+    );
+    assert_eq!(
+        video["codecs"],
+        json!(["video/H264"]),
+        "the codec asked for (H.264) is the one the viewer decodes"
     );
     // Content: the test pattern's top-left block is red.
     let samples = video["samples"].as_array().cloned().unwrap_or_default();
