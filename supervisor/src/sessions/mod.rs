@@ -5,6 +5,7 @@
 mod drive;
 mod error;
 mod figures;
+pub mod registry;
 mod repeat;
 
 pub use error::{LaunchError, Refusal};
