@@ -274,6 +274,9 @@ mod tests {
         assert_eq!(r.admit("d", "room", "x"), Admission::Admitted);
     }
 
+    /// The three ways out, as `Sessions` uses them: `end` from `Sessions::finish` (the worker failed or exited,
+    /// a stop, the agent left, idle, max duration, shutdown), `remove` for a launch refused after admission
+    /// (the journal refused the row, no worker in time, the portrait refused), `forget` once the worker is gone.
     #[test]
     fn every_ending_releases_the_permit_once() {
         let (r, gauge) = registry(3);
@@ -282,7 +285,7 @@ mod tests {
         assert!(r.attach("ended", 7));
         // A launch that failed after admission.
         assert_eq!(r.admit("failed", "r2", "x"), Admission::Admitted);
-        // A worker gone without a recorded end.
+        // A worker gone without a recorded end (the journal's UPDATE failed).
         assert_eq!(r.admit("lost", "r3", "x"), Admission::Admitted);
         assert!(r.attach("lost", 9));
         assert_eq!(permits(&r), 0);
