@@ -76,6 +76,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!(orphans, "ended worker processes left by a previous run");
     }
     let metrics = Metrics::new(config.max_sessions);
+    // This process's live sessions: none yet (what the journal shows active is ended below).
+    let registry =
+        sessions::SessionRegistry::new(config.max_sessions, metrics.sessions_active.clone());
     let config = Arc::new(config);
     let pool_config = PoolConfig {
         worker: WorkerConfig {
@@ -106,12 +109,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         allow_slow_pack: config.allow_slow_pack,
     };
     let pool = match pack_source {
-        None => Pool::start(pool_config, store.clone(), metrics.clone()),
+        None => Pool::start(
+            pool_config,
+            store.clone(),
+            metrics.clone(),
+            registry.clone(),
+        ),
         Some(source) => {
             let pool = Pool::start_closed(
                 pool_config.clone(),
                 store.clone(),
                 metrics.clone(),
+                registry.clone(),
                 "the model pack from MODEL_PACK_URL is being prepared".to_owned(),
             );
             tokio::spawn(fetch_pack(
@@ -123,7 +132,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             pool
         }
     };
-    let sessions = Sessions::new(store.clone(), config.clone(), pool, metrics.clone());
+    let sessions = Sessions::new(
+        store.clone(),
+        config.clone(),
+        pool,
+        metrics.clone(),
+        registry,
+    );
     let orphaned = sessions
         .fail_all_active(
             store::EndReason::SupervisorRestarted,

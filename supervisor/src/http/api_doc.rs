@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::bodies::{
     Benchmark, Health, HealthStatus, Jpeg, LaunchAccepted, LaunchAnswer, LaunchForm, LaunchJson,
-    Ready, ReadyStatus, ReadyUnavailable, TaskList,
+    Ready, ReadyStatus, TaskList,
 };
 use super::error::{ErrorBody, ErrorCode};
 use super::{health, launch, ops, tasks};
@@ -43,7 +43,7 @@ use crate::store::{Status, Task};
         openapi_json,
     ),
     components(schemas(
-        ErrorBody, ErrorCode, Health, HealthStatus, Ready, ReadyStatus, ReadyUnavailable, LaunchJson,
+        ErrorBody, ErrorCode, Health, HealthStatus, Ready, ReadyStatus, LaunchJson,
         LaunchForm, LaunchAccepted, LaunchAnswer, Task, Status, TaskList, Benchmark, Jpeg,
     )),
     modifiers(&SecuritySchemes),

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::ErrorBody;
 use crate::store::{Status, Task};
 
 /// `/health` always says `healthy`: it answers as soon as the process listens.
@@ -51,15 +50,6 @@ pub struct Ready {
     /// While serving a pack slower than its sessions play (`ALLOW_SLOW_PACK=true`), how slow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
-}
-
-/// What `GET /ready` answers with 503: not ready, or the server could not even tell.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // Only described, never built: the handlers return the two bodies themselves.
-pub enum ReadyUnavailable {
-    Ready(Ready),
-    Error(ErrorBody),
 }
 
 /// The answer of `GET /tasks`: every task kept (active ones, and finished ones until pruned).

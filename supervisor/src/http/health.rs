@@ -6,22 +6,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::bodies::{Health, HealthStatus, Ready, ReadyStatus, ReadyUnavailable};
-use super::error::{ApiError, ErrorBody};
+use super::bodies::{Health, HealthStatus, Ready, ReadyStatus};
 
 #[utoipa::path(get, path = "/health", tag = "probes",
     summary = "Liveness: 200 as soon as the process listens",
     responses(
         (status = 200, description = "The process is up", body = Health),
-        (status = 503, description = "`unavailable`: the task store failed", body = ErrorBody),
     ))]
-pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    let active = state.sessions.active_count().await?;
-    Ok(Json(Health {
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
         status: HealthStatus::Healthy,
-        active_sessions: active,
+        active_sessions: state.sessions.active_count(),
         max_sessions: state.config.max_sessions,
-    }))
+    })
 }
 
 #[utoipa::path(get, path = "/ready", tag = "probes",
@@ -29,11 +26,11 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     responses(
         (status = 200, description = "`ready`: a worker has verified the model and a slot is free", body = Ready),
         (status = 503, description = "`not_ready` (with a `detail` when the reason is known) or \
-            `at_capacity`; or an error body when the task store failed", body = ReadyUnavailable),
+            `at_capacity`", body = Ready),
     ))]
-pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn ready(State(state): State<AppState>) -> Response {
     let max = state.config.max_sessions;
-    let active = state.sessions.active_count().await?;
+    let active = state.sessions.active_count();
     let model_ready = state.sessions.model_ready();
     let status = if !model_ready || state.sessions.shutting_down() {
         ReadyStatus::NotReady
@@ -62,5 +59,5 @@ pub async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> 
         detail,
         warning: state.sessions.pool().slow_warning(),
     };
-    Ok((code, Json(body)).into_response())
+    (code, Json(body)).into_response()
 }

@@ -127,7 +127,6 @@ pub async fn test_frame(State(state): State<AppState>) -> Result<Response, ApiEr
         (status = 503, description = "`unavailable`: encoding the metrics failed", body = ErrorBody),
     ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let _ = state.sessions.active_count().await;
     state
         .metrics
         .warm_workers

@@ -34,6 +34,7 @@ use tokio::sync::Notify;
 use lipcast_proto::PrepareReply;
 
 use crate::metrics::Metrics;
+use crate::sessions::SessionRegistry;
 use crate::store::TaskStore;
 pub use worker::{Ready, Worker, WorkerConfig, WorkerError};
 
@@ -91,6 +92,8 @@ struct Inner {
     worker: OnceLock<WorkerConfig>,
     store: TaskStore,
     metrics: Metrics,
+    /// The live sessions: the free slots are `max_sessions` less these.
+    sessions: SessionRegistry,
     idle: Mutex<VecDeque<Ready>>,
     spawning: AtomicU32,
     next_id: AtomicU64,
@@ -126,9 +129,14 @@ enum Verdict {
 
 impl Pool {
     /// Starts the pool's refill loop (and, without prewarming, the one verification worker).
-    pub fn start(cfg: PoolConfig, store: TaskStore, metrics: Metrics) -> Self {
+    pub fn start(
+        cfg: PoolConfig,
+        store: TaskStore,
+        metrics: Metrics,
+        sessions: SessionRegistry,
+    ) -> Self {
         let worker = cfg.worker.clone();
-        let pool = Self::start_closed(cfg, store, metrics, String::new());
+        let pool = Self::start_closed(cfg, store, metrics, sessions, String::new());
         pool.open(worker);
         pool
     }
@@ -138,6 +146,7 @@ impl Pool {
         cfg: PoolConfig,
         store: TaskStore,
         metrics: Metrics,
+        sessions: SessionRegistry,
         waiting: String,
     ) -> Self {
         Pool {
@@ -146,6 +155,7 @@ impl Pool {
                 worker: OnceLock::new(),
                 store,
                 metrics,
+                sessions,
                 idle: Mutex::new(VecDeque::new()),
                 spawning: AtomicU32::new(0),
                 next_id: AtomicU64::new(1),
@@ -228,7 +238,8 @@ impl Pool {
         self.idle().len()
     }
 
-    /// Re-examines the pool now (after a launch, a session's end, ...).
+    /// Re-examines the pool now (after a launch, a worker's start, ...; a session's end wakes it through the
+    /// registry).
     pub fn wake(&self) {
         self.inner.wake.notify_one();
     }
@@ -452,19 +463,14 @@ impl Pool {
         loop {
             tokio::select! {
                 _ = self.inner.wake.notified() => {}
+                _ = self.inner.sessions.released() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             if self.inner.closed.load(Ordering::Acquire) || self.refused().is_some() {
                 return;
             }
             self.idle().retain(|r| r.worker.is_alive());
-            let active = match self.inner.store.active_count().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "pool: cannot count active sessions");
-                    continue;
-                }
-            };
+            let active = self.inner.sessions.live_count();
             let free = self.inner.cfg.max_sessions.saturating_sub(active);
             let target = self.inner.cfg.warm_target.min(free);
             // Read together under the idle lock: a started worker moves from `spawning` to `idle` under it,

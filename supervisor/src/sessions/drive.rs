@@ -120,7 +120,6 @@ pub(super) async fn drive(
         .session_duration
         .observe(started.elapsed().as_secs_f64());
     sessions.forget(&task_id);
-    sessions.pool().wake();
 }
 
 /// Applies one event; returns the end when it is `Ended`.

@@ -1,17 +1,19 @@
 //! The life of a session as the API sees it: admission, handing it to a worker, stop, the end, and waiting
-//! for the end. [`drive`] follows one running session's worker until it is over; [`repeat`] answers a launch
-//! for a room whose avatar already has a live session; [`error`] says why a launch did not start one.
+//! for the end. [`registry`] holds the live sessions (capacity, the idempotency key, what a running session
+//! needs); [`drive`] follows one running session's worker until it is over; [`repeat`] answers a launch for a
+//! room whose avatar already has a live session; [`error`] says why a launch did not start one. The store
+//! journals it all (admission, pending -> running, the end), for the API's records and for the next start.
 
 mod drive;
 mod error;
 mod figures;
+pub mod registry;
 mod repeat;
 
 pub use error::{LaunchError, Refusal};
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use lipcast_proto::{ERROR_CODE_KEY, PortraitRefusal, SessionSettings, StartSessionRequest};
@@ -23,7 +25,11 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pool::{Pool, Worker};
 use crate::portrait::Portrait;
-use crate::store::{Admission, EndReason, NewTask, StoreError, Task, TaskStore};
+use crate::store::{EndReason, NewTask, StoreError, Task, TaskStore};
+use registry::{Admission, Registry};
+
+/// The registry of this server's live sessions (the pool reads its free slots there too).
+pub type SessionRegistry = Registry<Running>;
 
 /// A validated launch; the LiveKit token lives only here and in the worker, never in the store.
 pub struct Launch {
@@ -45,8 +51,8 @@ pub struct Sessions {
     inner: Arc<Inner>,
 }
 
-/// A session handed to a worker.
-struct Running {
+/// What a session handed to a worker carries in the registry: how to stop it, its worker, its figures so far.
+pub struct Running {
     stop: CancellationToken,
     worker: Arc<Worker>,
     figures: figures::Figures,
@@ -59,7 +65,15 @@ struct Inner {
     metrics: Metrics,
     ended: broadcast::Sender<Task>,
     shutting_down: AtomicBool,
-    running: Mutex<HashMap<String, Running>>,
+    registry: SessionRegistry,
+    /// Serialises admission, so a live entry has its journal row by the time another launch looks it up.
+    admitting: tokio::sync::Mutex<()>,
+}
+
+/// What [`Sessions::admit`] found: a new task, or the live task of the same room and identity.
+enum Admitted {
+    New(Task),
+    Existing(Task),
 }
 
 /// A worker's refusal of a portrait (INVALID_ARGUMENT): the caller's fault.
@@ -85,7 +99,15 @@ fn new_task_id() -> String {
 }
 
 impl Sessions {
-    pub fn new(store: TaskStore, config: Arc<Config>, pool: Pool, metrics: Metrics) -> Self {
+    /// Sessions over `registry` (empty: the journal's active tasks from a previous run are ended apart, by
+    /// [`Sessions::fail_all_active`]).
+    pub fn new(
+        store: TaskStore,
+        config: Arc<Config>,
+        pool: Pool,
+        metrics: Metrics,
+        registry: SessionRegistry,
+    ) -> Self {
         let (ended, _) = broadcast::channel(256);
         Self {
             inner: Arc::new(Inner {
@@ -95,13 +117,10 @@ impl Sessions {
                 metrics,
                 ended,
                 shutting_down: AtomicBool::new(false),
-                running: Mutex::new(HashMap::new()),
+                registry,
+                admitting: tokio::sync::Mutex::new(()),
             }),
         }
-    }
-
-    fn running(&self) -> MutexGuard<'_, HashMap<String, Running>> {
-        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn store(&self) -> &TaskStore {
@@ -116,10 +135,9 @@ impl Sessions {
         &self.inner.metrics
     }
 
-    pub async fn active_count(&self) -> Result<u32, StoreError> {
-        let n = self.inner.store.active_count().await?;
-        self.inner.metrics.sessions_active.set(i64::from(n));
-        Ok(n)
+    /// Live sessions (admitted, not yet ended): `active_sessions`.
+    pub fn active_count(&self) -> u32 {
+        self.inner.registry.live_count()
     }
 
     /// True once a worker has loaded and verified the model pack since start-up.
@@ -137,29 +155,10 @@ impl Sessions {
         if self.shutting_down() {
             return Err(LaunchError::ShuttingDown);
         }
-        let max = self.inner.config.max_sessions;
-        let new = NewTask {
-            task_id: new_task_id(),
-            room_name: launch.room_name.clone(),
-            identity: launch.identity.clone(),
-            model: launch.model.clone(),
-            mode: launch.mode.clone(),
-            prompt: launch.prompt.clone(),
-            avatar_id: launch.avatar_id.clone(),
-            portrait_sha256: launch.portrait_key.clone(),
+        let task = match self.admit(&launch).await? {
+            Admitted::New(task) => task,
+            Admitted::Existing(task) => return self.repeated(task, &launch).await,
         };
-        let admitted = self.inner.store.admit(new, max).await;
-        let task = match admitted {
-            Ok(Admission::Created(task)) => task,
-            Ok(Admission::Existing(task)) => {
-                return self.repeated(task, &launch).await;
-            }
-            Ok(Admission::AtCapacity { active }) => {
-                return Err(LaunchError::AtCapacity { active, max });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let _ = self.active_count().await;
         let span = tracing::info_span!("task", task_id = %task.task_id, room = %task.room_name);
         span.in_scope(|| tracing::info!("task admitted"));
         let started =
@@ -171,9 +170,52 @@ impl Sessions {
                 if let Err(d) = self.inner.store.discard(&task.task_id).await {
                     tracing::error!(error = %d, task_id = %task.task_id, "discarding a failed launch");
                 }
-                let _ = self.active_count().await;
-                self.inner.pool.wake();
+                self.inner.registry.remove(&task.task_id);
                 Err(e)
+            }
+        }
+    }
+
+    /// Takes a permit and journals the new task, or finds the live task of the same room and identity.
+    async fn admit(&self, launch: &Launch) -> Result<Admitted, LaunchError> {
+        let _serial = self.inner.admitting.lock().await;
+        let registry = &self.inner.registry;
+        loop {
+            let task_id = new_task_id();
+            match registry.admit(&task_id, &launch.room_name, &launch.identity) {
+                Admission::AtCapacity { active } => {
+                    let max = self.inner.config.max_sessions;
+                    return Err(LaunchError::AtCapacity { active, max });
+                }
+                Admission::Existing(id) => match self.inner.store.get(&id).await? {
+                    Some(task) if !task.status.is_terminal() => {
+                        return Ok(Admitted::Existing(task));
+                    }
+                    // Its end is journalled and the registry is about to hear of it: it is over, admit anew
+                    // (the next round cannot find it again).
+                    _ => {
+                        registry.end(&id);
+                    }
+                },
+                Admission::Admitted => {
+                    let new = NewTask {
+                        task_id: task_id.clone(),
+                        room_name: launch.room_name.clone(),
+                        identity: launch.identity.clone(),
+                        model: launch.model.clone(),
+                        mode: launch.mode.clone(),
+                        prompt: launch.prompt.clone(),
+                        avatar_id: launch.avatar_id.clone(),
+                        portrait_sha256: launch.portrait_key.clone(),
+                    };
+                    return match self.inner.store.insert(new).await {
+                        Ok(task) => Ok(Admitted::New(task)),
+                        Err(e) => {
+                            registry.remove(&task_id);
+                            Err(e.into())
+                        }
+                    };
+                }
             }
         }
     }
@@ -245,14 +287,16 @@ impl Sessions {
             tracing::warn!(error = %e, "recording the task's worker failed");
         }
         let stop = CancellationToken::new();
-        self.running().insert(
-            task.task_id.clone(),
-            Running {
-                stop: stop.clone(),
-                worker: worker.clone(),
-                figures: figures::Figures::default(),
-            },
-        );
+        let running = Running {
+            stop: stop.clone(),
+            worker: worker.clone(),
+            figures: figures::Figures::default(),
+        };
+        if !self.inner.registry.attach(&task.task_id, running) {
+            // Stopped (or shut down) while it was being handed over: its end is journalled; end the session.
+            tracing::info!("the task ended while its worker was starting the session; stopping it");
+            stop.cancel();
+        }
         tracing::info!(
             pid = worker.process.pid,
             pool = source.as_str(),
@@ -276,16 +320,17 @@ impl Sessions {
     /// Stops a session (`cancelled`). `None` for an unknown id; a task that already ended is returned as is.
     pub async fn stop(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
         let ended = self.finish(task_id, EndReason::Stopped, None).await?;
-        if let Some(r) = self.running().get(task_id) {
-            r.stop.cancel();
-        }
+        self.inner
+            .registry
+            .with_running(task_id, |r| r.stop.cancel());
         match ended {
             Some(task) => Ok(Some(task)),
             None => self.inner.store.get(task_id).await,
         }
     }
 
-    /// Ends an active task; the first ending wins. Announces the end to waiters and metrics.
+    /// Ends an active task; the first ending wins (in the journal). Releases its permit, and announces the end
+    /// to waiters and metrics.
     pub async fn finish(
         &self,
         task_id: &str,
@@ -293,6 +338,8 @@ impl Sessions {
         error: Option<&str>,
     ) -> Result<Option<Task>, StoreError> {
         let ended = self.inner.store.finish(task_id, reason, error).await?;
+        // Ended now or before, the journal says it is over: it is no longer live.
+        self.inner.registry.end(task_id);
         let status = reason.status();
         if let Some(task) = &ended {
             tracing::info!(
@@ -310,8 +357,6 @@ impl Sessions {
                 })
                 .inc();
             let _ = self.inner.ended.send(task.clone());
-            let _ = self.active_count().await;
-            self.inner.pool.wake();
         }
         Ok(ended)
     }
@@ -344,7 +389,8 @@ impl Sessions {
         }
     }
 
-    /// Ends every active task with `reason`, e.g. those a previous run left behind.
+    /// Ends every task the journal shows active with `reason`: at start-up, those a previous run left behind
+    /// (the registry starts empty).
     pub async fn fail_all_active(
         &self,
         reason: EndReason,
@@ -360,14 +406,19 @@ impl Sessions {
     /// Graceful shutdown: stop admitting, end every session, stop every worker and wait for them.
     pub async fn shutdown(&self, within: Duration) -> Result<usize, StoreError> {
         self.inner.shutting_down.store(true, Ordering::Release);
-        let ended = self
-            .fail_all_active(EndReason::SupervisorShutdown, "the supervisor shut down")
+        let live = self.inner.registry.live_ids();
+        for task_id in &live {
+            self.finish(
+                task_id,
+                EndReason::SupervisorShutdown,
+                Some("the supervisor shut down"),
+            )
             .await?;
-        let workers: Vec<Arc<Worker>> = {
-            let running = self.running();
-            running.values().for_each(|r| r.stop.cancel());
-            running.values().map(|r| r.worker.clone()).collect()
-        };
+        }
+        let workers: Vec<Arc<Worker>> = self.inner.registry.all_running(|r| {
+            r.stop.cancel();
+            r.worker.clone()
+        });
         self.inner.pool.close().await;
         let deadline = Instant::now() + within;
         for w in workers {
@@ -376,24 +427,33 @@ impl Sessions {
                 w.kill_for("shutdown", &self.inner.metrics).await;
             }
         }
-        Ok(ended)
+        Ok(live.len())
     }
 
     /// Adds a worker's stats report to the session's figures.
     fn add_stats(&self, task_id: &str, stats: &lipcast_proto::Stats) {
-        if let Some(r) = self.running().get_mut(task_id) {
-            r.figures.add(stats);
-        }
+        self.inner
+            .registry
+            .with_running(task_id, |r| r.figures.add(stats));
     }
 
     /// The live figures of a running session.
     pub fn live_stats(&self, task_id: &str) -> Option<serde_json::Value> {
-        self.running().get(task_id).map(|r| r.figures.summary())
+        self.inner
+            .registry
+            .with_running(task_id, |r| r.figures.summary())
     }
 
-    /// The session is over (its figures are in its task record by now).
+    /// The session is over and its worker gone (its figures are in its task record by now).
     fn forget(&self, task_id: &str) {
-        self.running().remove(task_id);
+        self.inner.registry.forget(task_id);
+    }
+
+    /// The worker of a session, live or exiting.
+    fn worker_of(&self, task_id: &str) -> Option<Arc<Worker>> {
+        self.inner
+            .registry
+            .with_running(task_id, |r| r.worker.clone())
     }
 }
 

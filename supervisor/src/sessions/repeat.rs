@@ -65,10 +65,6 @@ impl Sessions {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-
-    fn worker_of(&self, task_id: &str) -> Option<std::sync::Arc<Worker>> {
-        self.running().get(task_id).map(|r| r.worker.clone())
-    }
 }
 
 async fn check_on(

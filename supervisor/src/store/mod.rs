@@ -1,4 +1,6 @@
-//! The SQLite task store (sqlx, WAL). One row per session; admission is atomic.
+//! The SQLite task store (sqlx, WAL): the durable journal of the sessions, one row each (admission, pending ->
+//! running, the end), which survives restarts. Which sessions are live, and capacity, are the registry's
+//! (`sessions::registry`).
 
 mod task;
 mod workers;
@@ -12,7 +14,6 @@ use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use tokio::sync::Mutex;
 
 use crate::clock;
 
@@ -43,22 +44,9 @@ pub struct NewTask {
     pub portrait_sha256: Option<String>,
 }
 
-/// Outcome of [`TaskStore::admit`].
-#[derive(Debug)]
-pub enum Admission {
-    Created(Task),
-    /// A task for the same room and avatar identity is still active (idempotent launch).
-    Existing(Task),
-    AtCapacity {
-        active: u32,
-    },
-}
-
 #[derive(Clone)]
 pub struct TaskStore {
     pool: SqlitePool,
-    /// Serialises admission inside this process; the conditional INSERT keeps it atomic in SQLite too.
-    admission: std::sync::Arc<Mutex<()>>,
 }
 
 const COLUMNS: &str = "task_id, room_name, identity, status, created_at, started_at, completed_at, error, \
@@ -84,32 +72,14 @@ impl TaskStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations").run(&pool).await?;
-        Ok(Self {
-            pool,
-            admission: Default::default(),
-        })
+        Ok(Self { pool })
     }
 
-    /// Record a new pending task unless the room/identity already has an active one or all
-    /// `max_sessions` slots are taken.
-    pub async fn admit(&self, new: NewTask, max_sessions: u32) -> Result<Admission, StoreError> {
-        let _guard = self.admission.lock().await;
-        let existing = sqlx::query_as::<_, Task>(&format!(
-            "SELECT {COLUMNS} FROM tasks WHERE room_name = ? AND identity = ? \
-             AND status IN ('pending', 'running') ORDER BY seq DESC LIMIT 1"
-        ))
-        .bind(&new.room_name)
-        .bind(&new.identity)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(task) = existing {
-            return Ok(Admission::Existing(task));
-        }
-        let inserted = sqlx::query(
+    /// Journals a new pending task (admitted by the registry) and returns its record.
+    pub async fn insert(&self, new: NewTask) -> Result<Task, StoreError> {
+        sqlx::query(
             "INSERT INTO tasks (task_id, room_name, identity, status, created_at, model, mode, prompt, avatar_id, \
-             portrait_sha256) \
-             SELECT ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ? \
-             WHERE (SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'running')) < ?",
+             portrait_sha256) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
         )
         .bind(&new.task_id)
         .bind(&new.room_name)
@@ -120,19 +90,12 @@ impl TaskStore {
         .bind(&new.prompt)
         .bind(&new.avatar_id)
         .bind(&new.portrait_sha256)
-        .bind(max_sessions)
         .execute(&self.pool)
         .await?;
-        if inserted.rows_affected() == 0 {
-            return Ok(Admission::AtCapacity {
-                active: self.active_count().await?,
-            });
-        }
-        let task = self
+        Ok(self
             .get(&new.task_id)
             .await?
-            .ok_or(sqlx::Error::RowNotFound)?;
-        Ok(Admission::Created(task))
+            .ok_or(sqlx::Error::RowNotFound)?)
     }
 
     pub async fn get(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
@@ -160,14 +123,6 @@ impl TaskStore {
         ))
         .fetch_all(&self.pool)
         .await?)
-    }
-
-    pub async fn active_count(&self) -> Result<u32, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status IN ('pending', 'running')")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// pending -> running, at the worker's first published frame.
