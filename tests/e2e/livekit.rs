@@ -489,6 +489,9 @@ fn room_service(lk: &LiveKitServer, method: &str, body: Value) {
     });
 }
 
+/// How far the delivered frame rate may stray from 25 (CONVENTIONS.md, "Timing").
+const FPS_TOLERANCE: f64 = 1.0;
+
 fn check_video_report(report: &Value) {
     let avatar = report["participants"]
         .as_array()
@@ -541,12 +544,14 @@ fn check_video_report(report: &Value) {
         video["height"],
         video["codecs"],
     );
+    // CONVENTIONS.md "Timing": 25 FPS within +-1 on a loaded 2-core machine, where the receiving engine's
+    // queue and OpenH264's rate control each drop a frame now and then (CI once measured 24.40).
     assert!(
-        (fps_arrival - 25.0).abs() <= 0.5,
-        "received {fps_arrival:.2} fps over 10 s (want 25 +- 0.5)"
+        (fps_arrival - 25.0).abs() <= FPS_TOLERANCE,
+        "received {fps_arrival:.2} fps over 10 s (want 25 +- {FPS_TOLERANCE})"
     );
     assert!(
-        (fps_rtp - 25.0).abs() <= 0.5,
+        (fps_rtp - 25.0).abs() <= FPS_TOLERANCE,
         "the frames' timestamps say {fps_rtp:.2} fps"
     );
     assert_eq!(
