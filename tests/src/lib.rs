@@ -5,6 +5,7 @@
 //!   of ours, in the namespace.
 //! - [`agent_job`]: a whole voice agent as users run one (livekit-agents, dispatched by the real server, with
 //!   livekit-plugins-bithuman's `AvatarSession` launching lipcast).
+//! - [`delay`]: a UDP relay with delay and loss in front of the server's media port (no `netem` here).
 //! - [`viewer`]: a viewer in a real room (LiveKit's Python SDK) that decodes the avatar's tracks.
 //! - [`demo`]: the compose demo's own web page and agent, run from the checkout, and the page in Debian's
 //!   `chromium` (playwright-core).
@@ -24,6 +25,7 @@ pub mod agent;
 pub mod agent_job;
 pub mod analysis;
 pub mod corpus;
+pub mod delay;
 pub mod demo;
 pub mod images;
 pub mod launch;

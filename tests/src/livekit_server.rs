@@ -72,12 +72,19 @@ pub struct LiveKitServer {
     pub started_in: Duration,
 }
 
-fn config_text(ports: Ports) -> String {
+/// `node_ip` is the address the server advertises for its media port: `ROOM_IP` itself, or a relay's
+/// (`crate::delay`), in which case the server binds its UDP port on `ROOM_IP` alone, leaving the relay its own.
+fn config_text(ports: Ports, node_ip: &str) -> String {
+    let ips = if node_ip == ROOM_IP {
+        String::new()
+    } else {
+        format!("  ips:\n    includes: [\"{ROOM_IP}/32\"]\n")
+    };
     format!(
         "# written by the lipcast tests (tests/src/livekit_server.rs)\n\
          port: {http}\n\
          bind_addresses: [\"{ROOM_IP}\"]\n\
-         rtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: {ROOM_IP}\n  use_external_ip: false\n\
+         rtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: {node_ip}\n  use_external_ip: false\n{ips}\
          keys:\n  {LK_KEY}: {LK_SECRET}\n\
          logging:\n  level: info\n\
          room:\n  empty_timeout: 30\n  departure_timeout: 5\n\
@@ -96,8 +103,18 @@ impl LiveKitServer {
     }
 
     pub fn start_on(env: &TestEnv, ports: Ports) -> Self {
+        Self::start_with(env, ports, ROOM_IP)
+    }
+
+    /// Starts a server on the default ports that advertises `node_ip` for its media port, where a
+    /// [`crate::delay::DelayRelay`] stands: clients send their media to the relay, the relay to the server.
+    pub fn start_behind_relay(env: &TestEnv, node_ip: &str) -> Self {
+        Self::start_with(env, Ports::default(), node_ip)
+    }
+
+    fn start_with(env: &TestEnv, ports: Ports, node_ip: &str) -> Self {
         let config = env.out_dir.join(format!("livekit-{}.yaml", ports.http));
-        std::fs::write(&config, config_text(ports))
+        std::fs::write(&config, config_text(ports, node_ip))
             .unwrap_or_else(|e| panic!("{}: {e}", config.display()));
         let log = env.out_dir.join(format!("livekit-{}.log", ports.http));
         let mut s = Self {
@@ -305,11 +322,18 @@ impl Drop for LiveKitServer {
 mod tests {
     #[test]
     fn the_config_names_our_keys_ports_and_node_ip() {
-        let c = super::config_text(super::Ports::default());
+        let c = super::config_text(super::Ports::default(), crate::ROOM_IP);
         assert!(c.contains("port: 7880\n"), "{c}");
         assert!(c.contains("udp_port: 7882"), "{c}");
         assert!(c.contains("node_ip: 10.77.0.1"), "{c}");
         assert!(c.contains("prometheus:\n  port: 7889\n"), "{c}");
+        assert!(!c.contains("ips:"), "{c}");
+        let relayed = super::config_text(super::Ports::default(), crate::delay::RELAY_IP);
+        assert!(relayed.contains("node_ip: 10.77.0.3"), "{relayed}");
+        assert!(
+            relayed.contains("includes: [\"10.77.0.1/32\"]"),
+            "{relayed}"
+        );
         assert!(
             c.contains(&format!("{}: {}", crate::LK_KEY, crate::LK_SECRET)),
             "{c}"

@@ -132,57 +132,6 @@ pub fn add_default_route() {
     run("ip", &["route", "add", "default", "dev", "vb"]);
 }
 
-/// Which packets [`lose_udp_one_way`] drops: those sent to the port (clients -> server: the publisher's media and
-/// the viewers' RTCP feedback) or those sent from it (server -> clients: forwarded media and the server's RTCP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Towards {
-    Port,
-    FromPort,
-}
-
-/// From inside a test's namespace: drops `percent` % of the UDP packets from and to `port` (chosen at random per
-/// packet, nftables `numgen`), counted. This kernel has no `netem`; every packet in the namespace is sent from
-/// it, so one rule on the output hook covers both directions. Returns the table's name for [`dropped`].
-pub fn lose_udp(port: u16, percent: u32) -> &'static str {
-    lose_udp_in(port, percent, &[Towards::FromPort, Towards::Port])
-}
-
-/// As [`lose_udp`], in one direction only.
-pub fn lose_udp_one_way(port: u16, percent: u32, towards: Towards) -> &'static str {
-    lose_udp_in(port, percent, &[towards])
-}
-
-fn lose_udp_in(port: u16, percent: u32, directions: &[Towards]) -> &'static str {
-    let nft = |rule: &str| run("nft", &[rule]);
-    nft("add table inet lipcast_loss");
-    nft("add chain inet lipcast_loss out { type filter hook output priority 0; policy accept; }");
-    for d in directions {
-        let field = match d {
-            Towards::FromPort => "sport",
-            Towards::Port => "dport",
-        };
-        nft(&format!(
-            "add rule inet lipcast_loss out udp {field} {port} numgen random mod 100 < {percent} counter drop"
-        ));
-    }
-    "lipcast_loss"
-}
-
-/// Packets the rules of [`lose_udp`] dropped so far.
-pub fn dropped(table: &str) -> u64 {
-    let out = Command::new("nft")
-        .args(["list", "table", "inet", table])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    out.split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .filter(|w| w[0] == "packets")
-        .filter_map(|w| w[1].parse::<u64>().ok())
-        .sum()
-}
-
 /// Runs `body` inside a fresh namespace: the outer call creates it and re-executes this very test there
 /// (`ip netns exec NS <test binary> --exact <name>`), bounded by `limit`.
 pub fn in_namespace(name: &str, limit: Duration, body: fn(&TestEnv)) {
@@ -234,6 +183,43 @@ pub fn enter_namespace(name: &str, limit: Duration) -> TestEnv {
         .map_or(124, |s| s.code().unwrap_or(1));
     drop(ns);
     std::process::exit(status);
+}
+
+/// From inside a test's namespace: one more address on the server's end of the veth (`va`, beside 10.77.0.1).
+pub fn add_address(ip: &str) {
+    run("ip", &["addr", "add", &format!("{ip}/24"), "dev", "va"]);
+}
+
+/// From inside a test's namespace: the server's RTC port (`server_ip`, UDP `port`, and its TCP `tcp_port`)
+/// talks only to the relay's back sockets (`relay_ip`, UDP `relay_ports`). Every client lives in this namespace
+/// and would otherwise find a direct ICE pair to the server (its host candidates answer the server's checks);
+/// with these rules the only pair that works runs through the relay.
+pub fn only_through_relay(
+    server_ip: &str,
+    port: u16,
+    tcp_port: u16,
+    relay_ip: &str,
+    relay_ports: std::ops::RangeInclusive<u16>,
+) {
+    let nft = |rule: &str| run("nft", &[rule]);
+    let (lo, hi) = (relay_ports.start(), relay_ports.end());
+    nft("add table inet lipcast_relay");
+    nft("add chain inet lipcast_relay out { type filter hook output priority 0; policy accept; }");
+    nft(&format!(
+        "add rule inet lipcast_relay out ip saddr {server_ip} udp sport {port} ip daddr != {relay_ip} counter drop"
+    ));
+    nft(&format!(
+        "add rule inet lipcast_relay out ip saddr {server_ip} udp sport {port} udp dport != {lo}-{hi} counter drop"
+    ));
+    nft(&format!(
+        "add rule inet lipcast_relay out ip daddr {server_ip} udp dport {port} ip saddr != {relay_ip} counter drop"
+    ));
+    nft(&format!(
+        "add rule inet lipcast_relay out ip daddr {server_ip} udp dport {port} udp sport != {lo}-{hi} counter drop"
+    ));
+    nft(&format!(
+        "add rule inet lipcast_relay out tcp dport {tcp_port} counter drop"
+    ));
 }
 
 /// A transport protocol, for [`socket_ports`] and [`cut_ports`].
